@@ -1,0 +1,39 @@
+"""The "Cloud console" extra link: from a task to its job's resource in the cloud console.
+
+Airflow 3 computes links on the worker (also when a task defers) and stores them as XCom, so the
+task pushes the URL under :data:`CONSOLE_URL_KEY` as soon as it knows it, and the link reads it back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperatorLink, XCom
+
+from airflow_provider_cloudjobs.connection import CloudJobsSettings
+from airflow_provider_cloudjobs.profiles import ServiceProfile
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.sdk import BaseOperator
+
+CONSOLE_URL_KEY = "cloud_console_url"
+
+
+def console_url(settings: CloudJobsSettings, profile: ServiceProfile, job: Mapping[str, Any]) -> str:
+    """The console URL of the job's resource (CCE cluster, DWS, ELB, ECS server ...), or ``""``."""
+    raw = job.get("raw") or {}
+    raw_job = raw.get(profile.root, {}) if profile.root and isinstance(raw, Mapping) else raw
+    return profile.console_url(
+        settings.console_base, job, raw_job, region=settings.region, project_id=settings.project_id
+    )
+
+
+class CloudConsoleLink(BaseOperatorLink):
+    """Opens the job's resource in the cloud console; the base URL comes from the connection."""
+
+    name = "Cloud console"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        return XCom.get_value(key=CONSOLE_URL_KEY, ti_key=ti_key) or ""

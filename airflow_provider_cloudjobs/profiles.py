@@ -1,0 +1,393 @@
+"""Service profiles: where each cloud service keeps its job, as plain data.
+
+Every service answers "what is my job doing" with its own URL, field names and status words. A
+profile records those differences as data (dotted paths into the response body and a status
+table), so one normaliser serves every service, a new built-in service is one entry in
+``BUILTIN_PROFILES``, and users add their own from Python (:func:`register_service`) or from the
+connection extra (``"services": {...}``) without a release. Profiles are plain data on purpose:
+a trigger carries a custom profile in its kwargs, which must survive Airflow's serde.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
+
+
+class JobPhase(str, Enum):
+    """The provider's own job phase, the same for every service."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    UNKNOWN = "UNKNOWN"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (JobPhase.SUCCEEDED, JobPhase.FAILED)
+
+
+Paths = tuple[str, ...]
+"""Dotted paths into a job object (``"spec.subJobs"``, ``"entities.sub_jobs.0.job_id"``); first non-empty wins."""
+
+_SERVICE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+_PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+
+# The status words of the "v1 job" family (ECS, EVS, IMS, BMS, classic ELB, DWS, DCS ...).
+_V1_PHASES: Mapping[str, str] = {
+    "INIT": "PENDING",
+    "PENDING_PAYMENT": "PENDING",
+    "RUNNING": "RUNNING",
+    "SUCCESS": "SUCCEEDED",
+    "FAIL": "FAILED",
+}
+_CCE_PHASES: Mapping[str, str] = {
+    "INITIALIZING": "PENDING",
+    "RUNNING": "RUNNING",
+    "SUCCESS": "SUCCEEDED",
+    "FAILED": "FAILED",
+}
+
+
+@dataclass(frozen=True)
+class ServiceProfile:
+    """How one service exposes its jobs.
+
+    :param key: the ``service=`` value users pass (``"cce"``).
+    :param host: endpoint host prefix: the default base URL is ``https://{host}.{region}.{endpoint_domain}``.
+    :param path: path template with ``{project_id}`` and ``{job_id}``; may carry a query (``?id={job_id}``).
+    :param status: where the raw status is; ``phases`` maps its upper-cased value to a :class:`JobPhase` name.
+    :param root: where the job object sits in the body (``"job"`` when the body is ``{"job": {...}}``).
+    :param progress_scale: multiply a numeric progress by this to get percent (100 for a 0-1 fraction).
+    :param sub_jobs: path of the list of sub-jobs; each is normalised with this same profile.
+    :param console_path: console URL path for the job's resource; ``{name}`` placeholders are filled from
+        the normalised job (``resource_id``, ``job_id`` ...), ``region``, ``project_id``, or a dotted path
+        into the raw job.
+    """
+
+    key: str
+    host: str
+    path: str
+    status: str = "status"
+    phases: Mapping[str, str] = field(default_factory=lambda: dict(_V1_PHASES))
+    root: str = ""
+    job_id: Paths = ("job_id",)
+    job_type: Paths = ("job_type",)
+    resource_id: Paths = ()
+    resource_name: Paths = ()
+    error_code: Paths = ("error_code",)
+    message: Paths = ("fail_reason",)
+    progress: Paths = ()
+    progress_scale: float = 1.0
+    created_at: Paths = ()
+    started_at: Paths = ("begin_time",)
+    updated_at: Paths = ()
+    ended_at: Paths = ("end_time",)
+    sub_jobs: str = ""
+    entities: str = "entities"
+    console_path: str = ""
+    display_name: str = ""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not _SERVICE_KEY.match(self.key or ""):
+            problems.append(f"key {self.key!r} must be lower-case letters, digits, '-' or '_'")
+        if "{job_id}" not in self.path or not self.path.startswith("/"):
+            problems.append(f"path {self.path!r} must start with '/' and contain '{{job_id}}'")
+        if not self.host:
+            problems.append("host must name the endpoint host prefix (e.g. 'ecs')")
+        bad = {raw: phase for raw, phase in self.phases.items() if phase not in JobPhase.__members__}
+        if bad:
+            problems.append(f"phases {bad} map to unknown phases; use one of {', '.join(JobPhase.__members__)}")
+        if problems:
+            raise CloudJobsInputError(f"Invalid service profile {self.key!r}: " + "; ".join(problems))
+        # Normalise the status table once so lookups are a plain dict hit.
+        object.__setattr__(self, "phases", {str(k).upper(): v for k, v in self.phases.items()})
+        for name in _PATH_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, str):
+                object.__setattr__(self, name, (value,) if value else ())
+            else:
+                object.__setattr__(self, name, tuple(value))
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.key.upper()
+
+    def phase_of(self, raw_status: Any) -> JobPhase:
+        if raw_status is None:
+            return JobPhase.UNKNOWN
+        return JobPhase(self.phases.get(str(raw_status).strip().upper(), "UNKNOWN"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, for trigger kwargs and connection extra."""
+        data = dataclasses.asdict(self)
+        data["phases"] = dict(self.phases)
+        for name in _PATH_FIELDS:
+            data[name] = list(data[name])
+        return data
+
+    @classmethod
+    def from_dict(cls, key: str, data: Mapping[str, Any]) -> ServiceProfile:
+        """Build a profile from plain data; ``"extends": "<built-in key>"`` starts from that profile."""
+        data = dict(data)
+        base_key = data.pop("extends", None)
+        data.pop("key", None)
+        unknown = set(data) - _FIELD_NAMES
+        if unknown:
+            raise CloudJobsInputError(
+                f"Service profile {key!r} has unknown field(s) {sorted(unknown)}; known: {sorted(_FIELD_NAMES)}"
+            )
+        if base_key is not None:
+            base = BUILTIN_PROFILES.get(str(base_key))
+            if base is None:
+                raise CloudJobsInputError(
+                    f"Service profile {key!r} extends unknown built-in service {base_key!r}; "
+                    f"built-in: {', '.join(sorted(BUILTIN_PROFILES))}"
+                )
+            return dataclasses.replace(base, key=key, **data)
+        missing = {"host", "path"} - set(data)
+        if missing:
+            raise CloudJobsInputError(f"Service profile {key!r} needs {sorted(missing)} (or 'extends')")
+        return cls(key=key, **data)
+
+    def console_url(self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], **values: str) -> str:
+        """The console URL of the job's resource, or ``""`` when a placeholder has no value."""
+        if not self.console_path:
+            return ""
+        missing = False
+
+        def fill(match: re.Match[str]) -> str:
+            nonlocal missing
+            name = match.group(1)
+            value = values.get(name) or job.get(name) or dig(raw_job, name)
+            if value in (None, "") or isinstance(value, (dict, list)):
+                missing = True
+                return ""
+            return str(value)
+
+        path = _PLACEHOLDER.sub(fill, self.console_path)
+        return "" if missing else base.rstrip("/") + path
+
+
+_PATH_FIELDS = (
+    "job_id",
+    "job_type",
+    "resource_id",
+    "resource_name",
+    "error_code",
+    "message",
+    "progress",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "ended_at",
+)
+_FIELD_NAMES = {f.name for f in dataclasses.fields(ServiceProfile)} - {"key"}
+
+
+def dig(data: Any, path: str) -> Any:
+    """Follow a dotted path through dicts and lists (numeric segments index lists); None when absent."""
+    if not path:
+        return data
+    current = data
+    for part in path.split("."):
+        if isinstance(current, Mapping):
+            current = current.get(part)
+        elif isinstance(current, list) and part.isdigit() and int(part) < len(current):
+            current = current[int(part)]
+        else:
+            return None
+        if current is None:
+            return None
+    return current
+
+
+def first_value(data: Any, paths: Paths) -> Any:
+    """The first value along ``paths`` that is not None or an empty string."""
+    for path in paths:
+        value = dig(data, path)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _v1(key: str, host: str, **overrides: Any) -> ServiceProfile:
+    """A profile of the ``/v1/{project_id}/jobs/{job_id}`` family (ECS, EVS, IMS, BMS)."""
+    return ServiceProfile(
+        key=key,
+        host=host,
+        path="/v1/{project_id}/jobs/{job_id}",
+        message=("fail_reason", "entities.errorcode_message"),
+        sub_jobs="entities.sub_jobs",
+        **overrides,
+    )
+
+
+def _cce(key: str, path: str, console_path: str, display_name: str) -> ServiceProfile:
+    return ServiceProfile(
+        key=key,
+        host="cce",
+        path=path,
+        status="status.phase",
+        phases=_CCE_PHASES,
+        job_id=("metadata.uid",),
+        job_type=("spec.type",),
+        resource_id=("spec.resourceID",),
+        resource_name=("spec.resourceName",),
+        error_code=("status.errorCode",),
+        message=("status.reason",),
+        created_at=("metadata.creationTimestamp",),
+        started_at=(),
+        updated_at=("metadata.updateTimestamp",),
+        ended_at=(),
+        sub_jobs="spec.subJobs",
+        entities="spec.extendParam",
+        console_path=console_path,
+        display_name=display_name,
+    )
+
+
+BUILTIN_PROFILES: dict[str, ServiceProfile] = {
+    profile.key: profile
+    for profile in (
+        _cce(
+            "cce",
+            "/api/v3/projects/{project_id}/jobs/{job_id}",
+            "/cce2.0/?region={region}#/cce/cluster/{spec.clusterUID}/info",
+            "CCE",
+        ),
+        _cce(
+            "cce-autopilot",
+            "/autopilot/v3/projects/{project_id}/jobs/{job_id}",
+            "/cce2.0/?region={region}#/autopilot/cluster/{spec.clusterUID}/info",
+            "CCE Autopilot",
+        ),
+        ServiceProfile(
+            key="dws",
+            host="dws",
+            path="/v1.0/{project_id}/job/{job_id}",
+            job_type=("job_name",),
+            error_code=("failed_code",),
+            message=("failed_detail",),
+            progress=("progress",),
+            entities="",
+            console_path="/dws/?region={region}#/dws/management/list",
+            display_name="DWS",
+        ),
+        ServiceProfile(
+            key="elb",
+            host="elb",
+            path="/v1.0/{project_id}/jobs/{job_id}",
+            resource_id=("entities.elb_id",),
+            console_path="/vpc/?region={region}#/elb/detail/basicInfo?ulbId={resource_id}",
+            display_name="ELB",
+        ),
+        _v1(
+            "ecs",
+            "ecs",
+            resource_id=("entities.server_id", "entities.sub_jobs.0.entities.server_id"),
+            console_path="/ecm/?region={region}#/ecs/manager/ecsDetail?instanceId={resource_id}",
+            display_name="ECS",
+        ),
+        _v1(
+            "evs",
+            "evs",
+            resource_id=("entities.volume_id", "entities.sub_jobs.0.entities.volume_id"),
+            console_path="/ecm/?region={region}#/evs/manager/volumeDetail?volumeId={resource_id}",
+            display_name="EVS",
+        ),
+        _v1(
+            "ims",
+            "ims",
+            resource_id=("entities.image_id",),
+            resource_name=("entities.image_name",),
+            progress=("entities.process_percent",),
+            progress_scale=100.0,
+            console_path="/ims/?region={region}#/ims/manager/imageDetail?imageId={resource_id}",
+            display_name="IMS",
+        ),
+        _v1(
+            "bms",
+            "bms",
+            resource_id=("entities.server_id", "entities.sub_jobs.0.entities.server_id"),
+            console_path="/bms/?region={region}#/bms/manager/bmsDetail?instanceId={resource_id}",
+            display_name="BMS",
+        ),
+        ServiceProfile(
+            key="elbv3",
+            host="elb",
+            path="/v3/{project_id}/elb/jobs/{job_id}",
+            root="job",
+            phases={"INIT": "PENDING", "RUNNING": "RUNNING", "COMPLETE": "SUCCEEDED", "SUCCESS": "SUCCEEDED",
+                    "FAIL": "FAILED", "FAILED": "FAILED", "ERROR": "FAILED"},
+            resource_id=("resource_id",),
+            message=("error_msg",),
+            created_at=("created_at", "begin_time"),
+            started_at=("begin_time", "created_at"),
+            updated_at=("updated_at",),
+            sub_jobs="sub_jobs",
+            console_path="/vpc/?region={region}#/elb/detail/basicInfo?ulbId={resource_id}",
+            display_name="ELB v3",
+        ),
+        ServiceProfile(
+            key="dcs",
+            host="dcs",
+            path="/v2/{project_id}/jobs/{job_id}",
+            resource_id=("entities.instance_id",),
+            console_path="/dcs/?region={region}#/dcs/manager/dcsDetail?instanceId={resource_id}",
+            display_name="DCS",
+        ),
+        ServiceProfile(
+            key="rds",
+            host="rds",
+            path="/v3/{project_id}/jobs?id={job_id}",
+            root="job",
+            phases={"RUNNING": "RUNNING", "COMPLETED": "SUCCEEDED", "FAILED": "FAILED"},
+            job_id=("id",),
+            job_type=("name",),
+            resource_id=("instance.id",),
+            resource_name=("instance.name",),
+            progress=("process",),
+            created_at=("created",),
+            started_at=("created",),
+            ended_at=("ended",),
+            console_path="/rds/?region={region}#/rds/management/instanceDetail?instanceId={resource_id}",
+            display_name="RDS",
+        ),
+    )
+}
+
+_user_profiles: dict[str, ServiceProfile] = {}
+
+
+def register_service(profile: ServiceProfile) -> ServiceProfile:
+    """Add (or replace) a service for this process, e.g. from a DAG file or a plugin.
+
+    The trigger carries non-built-in profiles in its kwargs, so the triggerer needs no registration.
+    """
+    _user_profiles[profile.key] = profile
+    return profile
+
+
+def get_profile(service: str, extra_services: Mapping[str, ServiceProfile] | None = None) -> ServiceProfile:
+    """Look a service up: connection-defined first, then registered from Python, then built in."""
+    if not isinstance(service, str) or not service.strip():
+        raise CloudJobsInputError("service must be a non-empty string such as 'cce'")
+    key = service.strip().lower()
+    for table in (extra_services or {}, _user_profiles, BUILTIN_PROFILES):
+        if key in table:
+            return table[key]
+    known = sorted({*BUILTIN_PROFILES, *_user_profiles, *(extra_services or {})})
+    raise CloudJobsInputError(f"Unknown service {service!r}; known services: {', '.join(known)}")
+
+
+def is_builtin(profile: ServiceProfile) -> bool:
+    return BUILTIN_PROFILES.get(profile.key) == profile

@@ -1,0 +1,88 @@
+"""CloudJobSensor: wait until a cloud job is terminal; poke, reschedule or deferrable."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseSensorOperator, PokeReturnValue
+
+from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
+from airflow_provider_cloudjobs.links import CloudConsoleLink
+from airflow_provider_cloudjobs.task_support import (
+    DEFAULT_NOT_FOUND_GRACE,
+    CloudJobTaskMixin,
+    default_deferrable,
+)
+from airflow_provider_cloudjobs.waiting import JobWait
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
+    """Wait for a Huawei Cloud (or compatible) job to finish; XCom ``return_value`` is the final job.
+
+    :param job_id: the job id the cloud returned (templated; usually an upstream XCom).
+    :param service: service key, e.g. ``cce``, ``dws``, ``elb``, ``ecs`` (templated).
+    :param cloudjobs_conn_id: the ``cloudjobs`` connection.
+    :param project_id: project override (templated); the connection's project by default.
+    :param not_found_grace: seconds after the wait starts during which a 404 means "not visible yet".
+    :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``). The sensor
+        checks once first and does not defer when the job is already finished.
+
+    A FAILED job fails the task without retries (``AirflowFailException``); the timeout raises
+    ``AirflowSensorTimeout``. With ``soft_fail=True`` both (and any other failure of the wait) skip it.
+    """
+
+    template_fields: Sequence[str] = ("job_id", "service", "project_id")
+    operator_extra_links = (CloudConsoleLink(),)
+    ui_color = "#e8f4ff"
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        service: str = "cce",
+        cloudjobs_conn_id: str = DEFAULT_CONN_ID,
+        project_id: str | None = None,
+        not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        deferrable: bool | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.job_id = job_id
+        self.service = service
+        self.cloudjobs_conn_id = cloudjobs_conn_id
+        self.project_id = project_id
+        self.not_found_grace = float(not_found_grace)
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
+        self._wait: JobWait | None = None
+
+    def execute(self, context: Context) -> Any:
+        profile = self.validated_profile()
+        if not self.deferrable:
+            return super().execute(context)
+        wait = self.new_wait(self.timeout)
+        outcome = self.poll(wait, profile, context)
+        if isinstance(outcome, dict):
+            return self.finish(outcome)
+        self.defer_wait(wait, profile, self.poke_interval)
+
+    def poke(self, context: Context) -> bool | PokeReturnValue:
+        profile = self.hook.profile(self.service, self.hook.get_conn())
+        if self._wait is None:
+            # The base class enforces `timeout`; the grace window starts with the task's first try.
+            start = context["ti"].start_date
+            self._wait = self.new_wait(float("inf"), start.timestamp() if start else time.time())
+        outcome = self.poll(self._wait, profile, context)
+        if isinstance(outcome, dict):
+            return PokeReturnValue(is_done=True, xcom_value=self.finish(outcome))
+        return False
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
+        job = event.get("job")
+        if job:
+            self.push_console_url(context, self.hook.profile(self.service, self.hook.get_conn()), job)
+        return self.finish(event)

@@ -1,0 +1,101 @@
+"""CloudJobTrigger: waits on a cloud job inside the triggerer, without holding a worker slot.
+
+Fully async: the connection comes from ``aget_connection``, HTTP goes through the loop's shared
+aiohttp session and the process-wide token cache. Its kwargs are plain data with no secret; the
+deadline and the 404 grace window are absolute epoch seconds, so a triggerer that restarts (or a
+second one that takes the trigger over) resumes the same wait instead of starting a new one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
+from airflow_provider_cloudjobs.exceptions import CloudJobsError
+from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+from airflow_provider_cloudjobs.profiles import ServiceProfile
+from airflow_provider_cloudjobs.waiting import JobWait
+
+
+class CloudJobTrigger(BaseTrigger):
+    """Poll one job until it is terminal, the deadline passes, or the wait cannot go on.
+
+    :param job_id: the cloud's job id.
+    :param service: service key (``cce``, ``dws``, ``elb``, ``ecs`` ...).
+    :param cloudjobs_conn_id: connection looked up inside the triggerer (never passed in kwargs).
+    :param project_id: project override; the connection's project when None.
+    :param poll_interval: seconds between polls (jittered by 10% so many waits spread out).
+    :param end_time: absolute deadline, epoch seconds.
+    :param not_found_until: until when (epoch seconds) a 404 means "not visible yet".
+    :param job_seen: the job was already seen before deferring, so a 404 means it vanished.
+    :param profile: plain-data service profile, for services the triggerer process does not know.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        service: str = "cce",
+        cloudjobs_conn_id: str = DEFAULT_CONN_ID,
+        project_id: str | None = None,
+        poll_interval: float = 30.0,
+        end_time: float = 0.0,
+        not_found_until: float = 0.0,
+        job_seen: bool = False,
+        profile: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.job_id = job_id
+        self.service = service
+        self.cloudjobs_conn_id = cloudjobs_conn_id
+        self.project_id = project_id
+        self.poll_interval = float(poll_interval)
+        self.end_time = float(end_time)
+        self.not_found_until = float(not_found_until)
+        self.job_seen = bool(job_seen)
+        self.profile = profile
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "service": self.service,
+                "cloudjobs_conn_id": self.cloudjobs_conn_id,
+                "project_id": self.project_id,
+                "poll_interval": self.poll_interval,
+                "end_time": self.end_time,
+                "not_found_until": self.not_found_until,
+                "job_seen": self.job_seen,
+                "profile": self.profile,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = CloudJobsHook(self.cloudjobs_conn_id, max_retries=0)
+        profile = ServiceProfile.from_dict(self.service, self.profile) if self.profile else None
+        wait = JobWait(self.job_id, self.service, self.end_time, self.not_found_until, seen=self.job_seen)
+        while True:
+            timed_out = wait.deadline_event()
+            if timed_out:
+                yield TriggerEvent(timed_out)
+                return
+            requested = -1.0
+            try:
+                job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
+            except CloudJobsError as exc:
+                outcome = wait.on_error(exc, self.log)
+                if isinstance(outcome, dict):
+                    yield TriggerEvent(outcome)
+                    return
+                requested = outcome
+            else:
+                final = wait.on_job(job, self.log)
+                if final:
+                    yield TriggerEvent(final)
+                    return
+            await asyncio.sleep(wait.sleep_for(self.poll_interval, requested, time.time()))

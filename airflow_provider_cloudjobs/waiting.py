@@ -1,0 +1,113 @@
+"""The rules of a wait, in one place for the trigger, the sensor's poke and the operator's sync loop.
+
+A wait ends in one of four events (plain dicts, as a ``TriggerEvent`` payload must be):
+``success``, ``failed`` (the job failed), ``timeout`` (the absolute deadline passed) or ``error``
+(the wait cannot go on: the job vanished or never appeared, credentials refused, bad input). Each
+carries ``job`` (the last normalised job seen, or None) and a ``message`` for humans.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_provider_cloudjobs.exceptions import (
+    CloudJobNotFoundError,
+    CloudJobsAPIError,
+    CloudJobsAuthError,
+    CloudJobsError,
+    CloudJobsInputError,
+)
+from airflow_provider_cloudjobs.job import describe_failure, describe_progress
+from airflow_provider_cloudjobs.transport import backoff_delay
+
+SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
+POLL_JITTER = 0.1
+
+
+def short_id(job_id: str) -> str:
+    return job_id if len(job_id) <= 12 else job_id[:8] + "…"
+
+
+@dataclass
+class JobWait:
+    """Where one wait stands. Everything a restarted triggerer needs is in its kwargs, not here."""
+
+    job_id: str
+    service: str
+    end_time: float
+    not_found_until: float
+    seen: bool = False
+    last_job: dict[str, Any] | None = None
+    retry_attempt: int = 0
+    _last_progress: str | None = None
+    _reported_invisible: bool = False
+
+    @property
+    def label(self) -> str:
+        return f"{self.service.upper()} job {short_id(self.job_id)}"
+
+    def event(self, status: str, message: str, job: dict[str, Any] | None = None, *, fatal: bool = False) -> dict[str, Any]:
+        return {
+            "status": status,
+            "job_id": self.job_id,
+            "service": self.service,
+            "job": job if job is not None else self.last_job,
+            "message": message,
+            "fatal": fatal,
+        }
+
+    def deadline_event(self, now: float | None = None) -> dict[str, Any] | None:
+        now = time.time() if now is None else now
+        if now < self.end_time:
+            return None
+        where = f" (last seen: {describe_progress(self.last_job)})" if self.last_job else " (never seen)"
+        return self.event(TIMEOUT, f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}")
+
+    def on_job(self, job: dict[str, Any], log: logging.Logger) -> dict[str, Any] | None:
+        """Record a successful poll; return the final event once the job is terminal."""
+        self.seen = True
+        self.last_job = job
+        self.retry_attempt = 0
+        progress = describe_progress(job)
+        if progress != self._last_progress:
+            log.info("%s %s", self.label, progress)
+            self._last_progress = progress
+        if not job["is_terminal"]:
+            return None
+        if job["phase"] == "SUCCEEDED":
+            return self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job)
+        return self.event(FAILED, describe_failure(job), job)
+
+    def on_error(self, exc: CloudJobsError, log: logging.Logger, now: float | None = None) -> dict[str, Any] | float:
+        """An error from a poll: the final event, or how long to wait before the next try."""
+        now = time.time() if now is None else now
+        if isinstance(exc, CloudJobNotFoundError):
+            if self.seen:
+                return self.event(ERROR, f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
+                                  f"then the cloud answered 404 ({exc})", fatal=True)
+            if now < self.not_found_until:
+                if not self._reported_invisible:
+                    log.info("%s is not visible yet (404); waiting up to %.0fs more for it to appear",
+                             self.label, self.not_found_until - now)
+                    self._reported_invisible = True
+                return -1.0  # poll again at the normal interval
+            return self.event(ERROR, f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
+                              f"404 for the whole grace period ({exc})", fatal=True)
+        if isinstance(exc, CloudJobsAPIError) and exc.retryable and not isinstance(exc, CloudJobsAuthError):
+            self.retry_attempt += 1
+            delay = backoff_delay(self.retry_attempt, exc.retry_after)
+            log.warning("%s: %s; retrying in %.1fs", self.label, exc, delay)
+            return delay
+        fatal = isinstance(exc, (CloudJobsAuthError, CloudJobsInputError))
+        return self.event(ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal)
+
+    def sleep_for(self, poll_interval: float, requested: float = -1.0, now: float | None = None) -> float:
+        """Next sleep: the poll interval with jitter (or a backoff delay), never past the deadline."""
+        now = time.time() if now is None else now
+        if requested < 0:
+            requested = poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
+        return max(0.0, min(requested, self.end_time - now))

@@ -1,0 +1,101 @@
+#!/usr/bin/env python3
+"""Bootstrap and run the project's everyday commands on a machine that has nothing but Python 3.10+.
+
+    python3 dev.py demo                  # the example DAG end to end against the local cloud simulator
+    python3 dev.py test                  # every test (unit, through Airflow, end-to-end), then ruff and mypy
+    python3 dev.py test --airflow 3.1.0  # the same on the oldest Airflow we support
+    python3 dev.py bench [args]          # the scale benchmark (not part of the test run)
+
+Each command first makes (or reuses) a virtual environment ``.venv-airflow-<version>`` holding this
+package in editable mode with its dev extras, installed with uv (itself pip-installed into the venv).
+Extra arguments after ``test`` go to pytest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+NEWEST_AIRFLOW = "3.3.2"
+OLDEST_AIRFLOW = "3.1.0"
+
+
+def _run(cmd: list[str], **kwargs) -> None:
+    print("+", " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)
+
+
+def ensure_venv(airflow_version: str) -> Path:
+    """Create or refresh the venv for one Airflow version; skipped when nothing it depends on changed."""
+    venv_dir = ROOT / f".venv-airflow-{airflow_version}"
+    python = venv_dir / "bin" / "python"
+    stamp = venv_dir / ".installed"
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + airflow_version.encode()).hexdigest()
+    if stamp.exists() and stamp.read_text() == digest and python.exists():
+        return python
+    if not python.exists():
+        print(f"Creating {venv_dir.name} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
+    _run(
+        [
+            str(venv_dir / "bin" / "uv"),
+            "pip",
+            "install",
+            "--quiet",
+            "--python",
+            str(python),
+            "-e",
+            ".[dev]",
+            f"apache-airflow=={airflow_version}",
+        ]
+    )
+    stamp.write_text(digest)
+    return python
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["demo", "test", "lint", "bench", "setup"])
+    parser.add_argument("--airflow", default=NEWEST_AIRFLOW, help="Airflow version to install and run on")
+    args, rest = parser.parse_known_args()
+
+    python = ensure_venv(args.airflow)
+    env = dict(os.environ)
+    env.pop("AIRFLOW_HOME", None)  # each command makes its own throwaway home; never touch the user's
+    bin_dir = str(python.parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")
+
+    try:
+        if args.command == "setup":
+            return 0
+        if args.command == "demo":
+            _run([str(python), "-m", "airflow_provider_cloudjobs.testing.demo", *rest], env=env)
+        elif args.command == "lint":
+            lint(python, env)
+        elif args.command == "bench":
+            _run([str(python), "benchmarks/bench_waits.py", *rest], env=env)
+        elif args.command == "test":
+            _run([str(python), "-m", "pytest", *rest], env=env)
+            if not rest:
+                lint(python, env)
+    except subprocess.CalledProcessError as exc:
+        return exc.returncode or 1
+    return 0
+
+
+def lint(python: Path, env: dict[str, str]) -> None:
+    bin_dir = python.parent
+    _run([str(bin_dir / "ruff"), "check", "."], env=env)
+    _run([str(bin_dir / "ruff"), "format", "--check", "."], env=env)
+    _run([str(bin_dir / "mypy")], env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""End-to-end suite: a real Airflow 3 deployment with this provider, driven through its REST API."""
