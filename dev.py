@@ -61,7 +61,9 @@ def ensure_venv(airflow_version: str) -> Path:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["demo", "test", "lint", "bench", "setup"])
     parser.add_argument("--airflow", default=NEWEST_AIRFLOW, help="Airflow version to install and run on")
     args, rest = parser.parse_known_args()

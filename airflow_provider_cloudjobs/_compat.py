@@ -29,6 +29,7 @@ except ImportError:  # Airflow 3.1
 
         _secrets_masker().add_mask(secret, name)
 
+
 __all__ = [
     "AirflowException",
     "AirflowFailException",

@@ -50,7 +50,9 @@ class CloudJobsSettings:
 
     def base_url(self, profile: ServiceProfile) -> str:
         """Where a service's API lives: ``endpoints[key]``, ``endpoints["*"]``, or the cloud's default host."""
-        explicit = self.endpoints.get(profile.key) or self.endpoints.get(profile.host) or self.endpoints.get("*")
+        explicit = (
+            self.endpoints.get(profile.key) or self.endpoints.get(profile.host) or self.endpoints.get("*")
+        )
         if explicit:
             return explicit.rstrip("/")
         if not self.region:
@@ -102,7 +104,7 @@ def _as_bool_or_path(value: Any, conn_id: str) -> bool | str:
     if text.lower() in _TRUE:
         return True
     if text.lower() in _FALSE:
-        return False if text else True
+        return not text  # an empty field is unset: verify, as by default
     return text  # a CA bundle path
 
 
@@ -112,7 +114,9 @@ def _as_float(value: Any, name: str, conn_id: str, default: float) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise CloudJobsInputError(f"Connection {conn_id!r}: extra '{name}' must be a number, got {value!r}") from None
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: extra '{name}' must be a number, got {value!r}"
+        ) from None
     if number <= 0:
         raise CloudJobsInputError(f"Connection {conn_id!r}: extra '{name}' must be positive, got {value!r}")
     return number
@@ -129,7 +133,9 @@ def _as_mapping(value: Any, name: str, conn_id: str) -> dict[str, Any]:
                 f"Connection {conn_id!r}: extra '{name}' must be a JSON object: {exc.msg} at position {exc.pos}"
             ) from None
     if not isinstance(value, Mapping):
-        raise CloudJobsInputError(f"Connection {conn_id!r}: extra '{name}' must be an object, got {type(value).__name__}")
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: extra '{name}' must be an object, got {type(value).__name__}"
+        )
     return dict(value)
 
 
@@ -157,30 +163,38 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
             f"Connection {conn_id!r}: auth_type {auth_type!r} is not one of {', '.join(AUTH_TYPES)}"
         )
     login = (conn.login or "").strip()
-    if auth_type == "token":
-        secret = str(get("token") or conn.password or "").strip()
-    else:
-        secret = conn.password or ""
+    # The secret by auth_type: a pre-issued token (extra field, or the password box), else password / SK.
+    secret = str(get("token") or conn.password or "").strip() if auth_type == "token" else conn.password or ""
 
     region = str(get("region") or "").strip()
     if region and not _REGION.match(region):
-        raise CloudJobsInputError(f"Connection {conn_id!r}: region {region!r} is not a region name like 'cn-north-4'")
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: region {region!r} is not a region name like 'cn-north-4'"
+        )
     project_id = str(get("project_id") or "").strip()
     if project_id and not _PROJECT_ID.match(project_id):
         raise CloudJobsInputError(f"Connection {conn_id!r}: project_id {project_id!r} is not a project id")
 
-    endpoints = {str(k).lower(): str(v) for k, v in _as_mapping(get("endpoints"), "endpoints", conn_id).items()}
+    endpoints = {
+        str(k).lower(): str(v) for k, v in _as_mapping(get("endpoints"), "endpoints", conn_id).items()
+    }
     for key, url in endpoints.items():
         if not re.match(r"^https?://[^\s/]+", url):
-            raise CloudJobsInputError(f"Connection {conn_id!r}: endpoints[{key!r}] must be an http(s) URL, got {url!r}")
+            raise CloudJobsInputError(
+                f"Connection {conn_id!r}: endpoints[{key!r}] must be an http(s) URL, got {url!r}"
+            )
     iam_endpoint = str(get("iam_endpoint") or "").strip()
     if iam_endpoint and not re.match(r"^https?://[^\s/]+", iam_endpoint):
-        raise CloudJobsInputError(f"Connection {conn_id!r}: iam_endpoint must be an http(s) URL, got {iam_endpoint!r}")
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: iam_endpoint must be an http(s) URL, got {iam_endpoint!r}"
+        )
 
     services: dict[str, ServiceProfile] = {}
     for key, spec in _as_mapping(get("services"), "services", conn_id).items():
         if not isinstance(spec, Mapping):
-            raise CloudJobsInputError(f"Connection {conn_id!r}: services[{key!r}] must be an object describing the service")
+            raise CloudJobsInputError(
+                f"Connection {conn_id!r}: services[{key!r}] must be an object describing the service"
+            )
         services[key.lower()] = ServiceProfile.from_dict(key.lower(), spec)
 
     settings = CloudJobsSettings(
@@ -220,7 +234,10 @@ def _check_credentials(settings: CloudJobsSettings) -> None:
     elif settings.auth_type == "aksk":
         missing = [
             name
-            for name, value in (("login (Access Key Id)", settings.login), ("password (Secret Access Key)", settings.secret))
+            for name, value in (
+                ("login (Access Key Id)", settings.login),
+                ("password (Secret Access Key)", settings.secret),
+            )
             if not value
         ]
         if not (settings.project_id or settings.region):

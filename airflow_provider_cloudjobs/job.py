@@ -50,6 +50,8 @@ def parse_timestamp(value: Any) -> str | None:
     text = str(value).strip()
     if not text:
         return None
+    if text.isdigit() and len(text) in (10, 13):  # epoch seconds or milliseconds as text (DCS)
+        return parse_timestamp(int(text))
     match = _GO_TIME.match(text)
     if match:
         frac = (match.group("frac") or "")[:6].ljust(6, "0")
@@ -94,7 +96,9 @@ def parse_progress(value: Any, scale: float = 1.0) -> float | None:
     return max(0.0, min(100.0, round(number, 2)))
 
 
-def normalize_job(body: Mapping[str, Any], profile: ServiceProfile, *, job_id: str | None = None) -> dict[str, Any]:
+def normalize_job(
+    body: Mapping[str, Any], profile: ServiceProfile, *, job_id: str | None = None
+) -> dict[str, Any]:
     """Turn a job body as the service returned it into the normalised job."""
     raw_job = dig(body, profile.root) if profile.root else body
     if not isinstance(raw_job, Mapping):
@@ -104,7 +108,9 @@ def normalize_job(body: Mapping[str, Any], profile: ServiceProfile, *, job_id: s
     return job
 
 
-def _normalize(raw_job: Mapping[str, Any], profile: ServiceProfile, fallback_id: str | None) -> dict[str, Any]:
+def _normalize(
+    raw_job: Mapping[str, Any], profile: ServiceProfile, fallback_id: str | None
+) -> dict[str, Any]:
     raw_status = dig(raw_job, profile.status)
     phase = profile.phase_of(raw_status)
     if phase is JobPhase.UNKNOWN:

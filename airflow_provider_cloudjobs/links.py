@@ -9,14 +9,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperatorLink, XCom
+from airflow.sdk import BaseOperatorLink
+from airflow.sdk.execution_time.xcom import XCom  # the configured XCom backend, as Airflow's providers use
 
 from airflow_provider_cloudjobs.connection import CloudJobsSettings
 from airflow_provider_cloudjobs.profiles import ServiceProfile
 
 if TYPE_CHECKING:
-    from airflow.models.taskinstancekey import TaskInstanceKey
     from airflow.sdk import BaseOperator
+    from airflow.sdk.types import TaskInstanceKey
 
 CONSOLE_URL_KEY = "cloud_console_url"
 

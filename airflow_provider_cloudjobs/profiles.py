@@ -105,7 +105,9 @@ class ServiceProfile:
             problems.append("host must name the endpoint host prefix (e.g. 'ecs')")
         bad = {raw: phase for raw, phase in self.phases.items() if phase not in JobPhase.__members__}
         if bad:
-            problems.append(f"phases {bad} map to unknown phases; use one of {', '.join(JobPhase.__members__)}")
+            problems.append(
+                f"phases {bad} map to unknown phases; use one of {', '.join(JobPhase.__members__)}"
+            )
         if problems:
             raise CloudJobsInputError(f"Invalid service profile {self.key!r}: " + "; ".join(problems))
         # Normalise the status table once so lookups are a plain dict hit.
@@ -158,7 +160,9 @@ class ServiceProfile:
             raise CloudJobsInputError(f"Service profile {key!r} needs {sorted(missing)} (or 'extends')")
         return cls(key=key, **data)
 
-    def console_url(self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], **values: str) -> str:
+    def console_url(
+        self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], **values: str
+    ) -> str:
         """The console URL of the job's resource, or ``""`` when a placeholder has no value."""
         if not self.console_path:
             return ""
@@ -326,8 +330,15 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             host="elb",
             path="/v3/{project_id}/elb/jobs/{job_id}",
             root="job",
-            phases={"INIT": "PENDING", "RUNNING": "RUNNING", "COMPLETE": "SUCCEEDED", "SUCCESS": "SUCCEEDED",
-                    "FAIL": "FAILED", "FAILED": "FAILED", "ERROR": "FAILED"},
+            phases={
+                "INIT": "PENDING",
+                "RUNNING": "RUNNING",
+                "COMPLETE": "SUCCEEDED",
+                "SUCCESS": "SUCCEEDED",
+                "FAIL": "FAILED",
+                "FAILED": "FAILED",
+                "ERROR": "FAILED",
+            },
             resource_id=("resource_id",),
             message=("error_msg",),
             created_at=("created_at", "begin_time"),

@@ -100,9 +100,13 @@ def get_provider_info() -> dict[str, Any]:
             }
         ],
         "hooks": [{"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.hooks.cloudjobs"]}],
-        "triggers": [{"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.triggers.cloudjobs"]}],
+        "triggers": [
+            {"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.triggers.cloudjobs"]}
+        ],
         "sensors": [{"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.sensors.cloudjobs"]}],
-        "operators": [{"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.operators.cloudjobs"]}],
+        "operators": [
+            {"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.operators.cloudjobs"]}
+        ],
         "extra-links": [f"{_MODULES}.links.CloudConsoleLink"],
         "connection-types": [
             {

@@ -112,7 +112,9 @@ class CloudJobTaskMixin:
             return job
         if status == FAILED and job is not None:
             if not fail_on_job_failure:
-                self.log.warning("%s (fail_on_job_failure=False: returning the job for downstream tasks)", message)
+                self.log.warning(
+                    "%s (fail_on_job_failure=False: returning the job for downstream tasks)", message
+                )
                 return job
             self._skip_if_soft(message)
             raise AirflowFailException(message)

@@ -84,8 +84,11 @@ def _find_code_and_message(data: Any, depth: int = 0) -> tuple[str | None, str |
         return None, None
     code = next((data[k] for k in ("error_code", "errorCode", "code") if data.get(k) not in (None, "")), None)
     message = next(
-        (data[k] for k in ("error_msg", "errorMessage", "message", "error_description", "reason")
-         if isinstance(data.get(k), str) and data.get(k)),
+        (
+            data[k]
+            for k in ("error_msg", "errorMessage", "message", "error_description", "reason")
+            if isinstance(data.get(k), str) and data.get(k)
+        ),
         None,
     )
     if isinstance(data.get("error"), Mapping) and (code is None or message is None):
@@ -108,7 +111,12 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, what: str) -
         detail += f": {message}"
     if request_id:
         detail += f" (X-Request-Id {request_id})"
-    kwargs: dict[str, Any] = {"status": status, "error_code": code, "error_msg": message, "request_id": request_id}
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "error_code": code,
+        "error_msg": message,
+        "request_id": request_id,
+    }
     if status == 404:
         return CloudJobNotFoundError(detail, **kwargs)
     if status == 429 or status >= 500:

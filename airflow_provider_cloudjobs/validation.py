@@ -9,12 +9,12 @@ from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,254}$")
 _PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_NAMED_PROBLEMS = (
+_NAMED_PROBLEMS = (  # '..' first: "../x" is a path traversal attempt before it is a stray '/'
+    ("..", "'..'"),
     ("/", "a '/'"),
     ("?", "a '?'"),
     ("#", "a '#'"),
     ("%", "a '%' (percent-encoding)"),
-    ("..", "'..'"),
     ("\\", "a backslash"),
 )
 

@@ -8,11 +8,10 @@ carries ``job`` (the last normalised job seen, or None) and a ``message`` for hu
 
 from __future__ import annotations
 
-import logging
 import random
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_provider_cloudjobs.exceptions import (
     CloudJobNotFoundError,
@@ -23,6 +22,14 @@ from airflow_provider_cloudjobs.exceptions import (
 )
 from airflow_provider_cloudjobs.job import describe_failure, describe_progress
 from airflow_provider_cloudjobs.transport import backoff_delay
+
+
+class Log(Protocol):
+    """What a wait logs through: a stdlib logger (sensor, operator) or Airflow's structlog (trigger)."""
+
+    def info(self, msg: Any, /, *args: Any) -> Any: ...
+    def warning(self, msg: Any, /, *args: Any) -> Any: ...
+
 
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 POLL_JITTER = 0.1
@@ -50,7 +57,9 @@ class JobWait:
     def label(self) -> str:
         return f"{self.service.upper()} job {short_id(self.job_id)}"
 
-    def event(self, status: str, message: str, job: dict[str, Any] | None = None, *, fatal: bool = False) -> dict[str, Any]:
+    def event(
+        self, status: str, message: str, job: dict[str, Any] | None = None, *, fatal: bool = False
+    ) -> dict[str, Any]:
         return {
             "status": status,
             "job_id": self.job_id,
@@ -67,7 +76,7 @@ class JobWait:
         where = f" (last seen: {describe_progress(self.last_job)})" if self.last_job else " (never seen)"
         return self.event(TIMEOUT, f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}")
 
-    def on_job(self, job: dict[str, Any], log: logging.Logger) -> dict[str, Any] | None:
+    def on_job(self, job: dict[str, Any], log: Log) -> dict[str, Any] | None:
         """Record a successful poll; return the final event once the job is terminal."""
         self.seen = True
         self.last_job = job
@@ -82,28 +91,41 @@ class JobWait:
             return self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job)
         return self.event(FAILED, describe_failure(job), job)
 
-    def on_error(self, exc: CloudJobsError, log: logging.Logger, now: float | None = None) -> dict[str, Any] | float:
+    def on_error(self, exc: CloudJobsError, log: Log, now: float | None = None) -> dict[str, Any] | float:
         """An error from a poll: the final event, or how long to wait before the next try."""
         now = time.time() if now is None else now
         if isinstance(exc, CloudJobNotFoundError):
             if self.seen:
-                return self.event(ERROR, f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
-                                  f"then the cloud answered 404 ({exc})", fatal=True)
+                return self.event(
+                    ERROR,
+                    f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
+                    f"then the cloud answered 404 ({exc})",
+                    fatal=True,
+                )
             if now < self.not_found_until:
                 if not self._reported_invisible:
-                    log.info("%s is not visible yet (404); waiting up to %.0fs more for it to appear",
-                             self.label, self.not_found_until - now)
+                    log.info(
+                        "%s is not visible yet (404); waiting up to %.0fs more for it to appear",
+                        self.label,
+                        self.not_found_until - now,
+                    )
                     self._reported_invisible = True
                 return -1.0  # poll again at the normal interval
-            return self.event(ERROR, f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
-                              f"404 for the whole grace period ({exc})", fatal=True)
+            return self.event(
+                ERROR,
+                f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
+                f"404 for the whole grace period ({exc})",
+                fatal=True,
+            )
         if isinstance(exc, CloudJobsAPIError) and exc.retryable and not isinstance(exc, CloudJobsAuthError):
             self.retry_attempt += 1
             delay = backoff_delay(self.retry_attempt, exc.retry_after)
             log.warning("%s: %s; retrying in %.1fs", self.label, exc, delay)
             return delay
         fatal = isinstance(exc, (CloudJobsAuthError, CloudJobsInputError))
-        return self.event(ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal)
+        return self.event(
+            ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal
+        )
 
     def sleep_for(self, poll_interval: float, requested: float = -1.0, now: float | None = None) -> float:
         """Next sleep: the poll interval with jitter (or a backoff delay), never past the deadline."""

@@ -32,9 +32,16 @@ with DAG(
     @task
     def create_elb(params: dict[str, Any] | None = None) -> str:
         """Create a classic load balancer; the answer carries the ELB job id."""
-        body = {"name": (params or {}).get("elb_name", "dws-elb"), "vpc_id": "vpc-id", "type": "Internal",
-                "bandwidth": 1, "admin_state_up": 1}
-        return CloudJobsHook().request("POST", "elb", "/v1.0/{project_id}/elbaas/loadbalancers", json=body)["job_id"]
+        body = {
+            "name": (params or {}).get("elb_name", "dws-elb"),
+            "vpc_id": "vpc-id",
+            "type": "Internal",
+            "bandwidth": 1,
+            "admin_state_up": 1,
+        }
+        return CloudJobsHook().request("POST", "elb", "/v1.0/{project_id}/elbaas/loadbalancers", json=body)[
+            "job_id"
+        ]
 
     elb_job = CloudJobOperator(
         task_id="wait_for_elb",

@@ -33,8 +33,16 @@ with DAG(
         count = int((params or {}).get("servers", 3))
         job_ids = []
         for index in range(count):
-            body = {"server": {"name": f"web-{index:02d}", "flavorRef": "s6.small.1", "imageRef": "image-id",
-                               "vpcid": "vpc-id", "nics": [{"subnet_id": "subnet-id"}], "count": 1}}
+            body = {
+                "server": {
+                    "name": f"web-{index:02d}",
+                    "flavorRef": "s6.small.1",
+                    "imageRef": "image-id",
+                    "vpcid": "vpc-id",
+                    "nics": [{"subnet_id": "subnet-id"}],
+                    "count": 1,
+                }
+            }
             job_ids.append(hook.request("POST", "ecs", "/v1/{project_id}/cloudservers", json=body)["job_id"])
         return job_ids
 

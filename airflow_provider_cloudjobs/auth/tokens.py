@@ -9,6 +9,7 @@ threads through a lock, coroutines of one event loop through an ``asyncio.Lock``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import weakref
@@ -66,10 +67,11 @@ def issued_token(value: str | None, body: Any) -> IssuedToken | None:
     now = time.time()
     expires_at = now + DEFAULT_LIFETIME
     if isinstance(token, Mapping) and token.get("expires_at"):
-        try:
+        # An unreadable expiry keeps the default lifetime: a 401 refreshes the token anyway.
+        with contextlib.suppress(
+            ValueError, TypeError, AttributeError, pendulum.parsing.exceptions.ParserError
+        ):
             expires_at = pendulum.parse(str(token["expires_at"])).timestamp()  # type: ignore[union-attr]
-        except (ValueError, TypeError, AttributeError, pendulum.parsing.exceptions.ParserError):
-            pass
     lifetime = max(0.0, expires_at - now)
     project = token.get("project") if isinstance(token, Mapping) else None
     project_id = str(project.get("id") or "") if isinstance(project, Mapping) else ""
@@ -83,8 +85,12 @@ def issued_token(value: str | None, body: Any) -> IssuedToken | None:
 
 def static_token(settings: CloudJobsSettings) -> IssuedToken:
     """A pre-issued token (``auth_type: token``): used as is until the cloud says it expired."""
-    return IssuedToken(value=settings.secret, expires_at=float("inf"), refresh_at=float("inf"),
-                       project_id=settings.project_id)
+    return IssuedToken(
+        value=settings.secret,
+        expires_at=float("inf"),
+        refresh_at=float("inf"),
+        project_id=settings.project_id,
+    )
 
 
 class TokenCache:

@@ -79,8 +79,11 @@ _conn_lookups: weakref.WeakKeyDictionary[
 ] = weakref.WeakKeyDictionary()
 
 
-def _lookup_done(in_flight: dict[str, asyncio.Future[CloudJobsSettings]], conn_id: str,
-                 lookup: asyncio.Future[CloudJobsSettings]) -> None:
+def _lookup_done(
+    in_flight: dict[str, asyncio.Future[CloudJobsSettings]],
+    conn_id: str,
+    lookup: asyncio.Future[CloudJobsSettings],
+) -> None:
     if in_flight.get(conn_id) is lookup:
         del in_flight[conn_id]
     if not lookup.cancelled():
@@ -132,8 +135,13 @@ class CloudJobsHook(BaseHook):
     conn_type = CONN_TYPE
     hook_name = "Huawei Cloud Jobs"
 
-    def __init__(self, cloudjobs_conn_id: str = DEFAULT_CONN_ID, *, max_retries: int = DEFAULT_MAX_RETRIES,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        cloudjobs_conn_id: str = DEFAULT_CONN_ID,
+        *,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(**kwargs)
         self.cloudjobs_conn_id = cloudjobs_conn_id
         self.max_retries = max_retries
@@ -195,8 +203,9 @@ class CloudJobsHook(BaseHook):
         return settings.base_url(profile) + path
 
     @staticmethod
-    def _auth_headers(settings: CloudJobsSettings, token: IssuedToken | None, method: str, url: str,
-                      body: bytes) -> dict[str, str]:
+    def _auth_headers(
+        settings: CloudJobsSettings, token: IssuedToken | None, method: str, url: str, body: bytes
+    ) -> dict[str, str]:
         headers = {"Content-Type": _JSON, "Accept": "application/json"}
         if settings.auth_type == "aksk":
             return sign_request(method, url, headers, body, settings.login, settings.secret)
@@ -218,11 +227,16 @@ class CloudJobsHook(BaseHook):
             self._session = requests.Session()
         return self._session
 
-    def _raw(self, settings: CloudJobsSettings, method: str, url: str, headers: Mapping[str, str],
-             body: bytes) -> tuple[int, Mapping[str, str], bytes]:
+    def _raw(
+        self, settings: CloudJobsSettings, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
         try:
             response = self._http().request(
-                method, url, data=body or None, headers=dict(headers), timeout=settings.timeout,
+                method,
+                url,
+                data=body or None,
+                headers=dict(headers),
+                timeout=settings.timeout,
                 verify=settings.verify,
             )
         except requests.RequestException as exc:
@@ -240,19 +254,28 @@ class CloudJobsHook(BaseHook):
         return token
 
     @staticmethod
-    def _token_from_answer(settings: CloudJobsSettings, url: str, status: int, headers: Mapping[str, str],
-                           content: bytes) -> IssuedToken:
+    def _token_from_answer(
+        settings: CloudJobsSettings, url: str, status: int, headers: Mapping[str, str], content: bytes
+    ) -> IssuedToken:
         what = f"IAM ({url}) for user {settings.login!r} of domain {settings.domain_name!r}"
         if status >= 400:
             error = api_error(status, headers, content, what)
             if status in (400, 401, 403):
-                raise CloudJobsAuthError(str(error), status=status, error_code=error.error_code,
-                                         error_msg=error.error_msg, request_id=error.request_id)
+                raise CloudJobsAuthError(
+                    str(error),
+                    status=status,
+                    error_code=error.error_code,
+                    error_msg=error.error_msg,
+                    request_id=error.request_id,
+                )
             raise error
         token = issued_token(headers.get("X-Subject-Token"), decode_json(status, headers, content, what))
         if token is None:
-            raise CloudJobsAPIError(f"{what} answered HTTP {status} without an X-Subject-Token header",
-                                    status=status, retryable=True)
+            raise CloudJobsAPIError(
+                f"{what} answered HTTP {status} without an X-Subject-Token header",
+                status=status,
+                retryable=True,
+            )
         return token
 
     def _token(self, settings: CloudJobsSettings) -> IssuedToken | None:
@@ -301,8 +324,9 @@ class CloudJobsHook(BaseHook):
         )
         return retrying(self._call_once, settings, method, url, encoded)
 
-    def request(self, method: str, service: str, path: str, *, json: Any = None,
-                project_id: str | None = None) -> Any:
+    def request(
+        self, method: str, service: str, path: str, *, json: Any = None, project_id: str | None = None
+    ) -> Any:
         """Call any API of a service: ``path`` may hold ``{project_id}``; returns the decoded JSON.
 
         Example: ``hook.request("POST", "cce", "/api/v3/projects/{project_id}/clusters", json=spec)``.
@@ -343,15 +367,26 @@ class CloudJobsHook(BaseHook):
             return False, str(exc)
 
     # ------------------------------------------------------------------ async
-    async def _araw(self, settings: CloudJobsSettings, method: str, url: str, headers: Mapping[str, str],
-                    body: bytes) -> tuple[int, Mapping[str, str], bytes]:
-        ssl: Any = None if settings.verify is True else (False if settings.verify is False else _ssl_context(settings.verify))
+    async def _araw(
+        self, settings: CloudJobsSettings, method: str, url: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        ssl: Any = (
+            None
+            if settings.verify is True
+            else (False if settings.verify is False else _ssl_context(settings.verify))
+        )
         target = URL(url, encoded=True)
         proxy, proxy_auth = _env_proxy(target.scheme, target.host or "")
         try:
             async with shared_session().request(
-                method, target, data=body or None, headers=dict(headers), ssl=ssl,
-                timeout=aiohttp.ClientTimeout(total=settings.timeout), proxy=proxy, proxy_auth=proxy_auth,
+                method,
+                target,
+                data=body or None,
+                headers=dict(headers),
+                ssl=ssl,
+                timeout=aiohttp.ClientTimeout(total=settings.timeout),
+                proxy=proxy,
+                proxy_auth=proxy_auth,
             ) as response:
                 return response.status, response.headers, await response.read()
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -412,8 +447,9 @@ class CloudJobsHook(BaseHook):
         )
         return await retrying(self._acall_once, settings, method, url, encoded)
 
-    async def arequest(self, method: str, service: str, path: str, *, json: Any = None,
-                       project_id: str | None = None) -> Any:
+    async def arequest(
+        self, method: str, service: str, path: str, *, json: Any = None, project_id: str | None = None
+    ) -> Any:
         """Async :meth:`request`."""
         settings = await self.aget_conn()
         profile = self.profile(service, settings)
@@ -423,8 +459,13 @@ class CloudJobsHook(BaseHook):
         url = settings.base_url(profile) + path.replace("{project_id}", quote(pid, safe=""))
         return await self._acall(settings, method.upper(), url, json)
 
-    async def aget_job(self, job_id: str, service: str = "cce", project_id: str | None = None,
-                       profile: ServiceProfile | None = None) -> dict[str, Any]:
+    async def aget_job(
+        self,
+        job_id: str,
+        service: str = "cce",
+        project_id: str | None = None,
+        profile: ServiceProfile | None = None,
+    ) -> dict[str, Any]:
         """Async :meth:`get_job`; ``profile`` lets a trigger bring a service the triggerer never registered."""
         job_id = validate_job_id(job_id)
         settings = await self.aget_conn()

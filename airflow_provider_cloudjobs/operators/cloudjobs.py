@@ -63,7 +63,9 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         if poll_interval <= 0 or timeout <= 0:
-            raise CloudJobsInputError(f"poll_interval and timeout must be positive, got {poll_interval}, {timeout}")
+            raise CloudJobsInputError(
+                f"poll_interval and timeout must be positive, got {poll_interval}, {timeout}"
+            )
         self.job_id = job_id
         self.service = service
         self.cloudjobs_conn_id = cloudjobs_conn_id

@@ -65,7 +65,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--polls", type=int, default=6, help="polls the simulated job needs to finish")
     parser.add_argument("--interval", type=float, default=1.0, help="sensor poll interval, seconds")
-    parser.add_argument("--cluster-name", default="demo-cluster", help="a name containing 'fail' fails the job")
+    parser.add_argument(
+        "--cluster-name", default="demo-cluster", help="a name containing 'fail' fails the job"
+    )
     parser.add_argument("--keep-home", action="store_true", help="keep the throwaway AIRFLOW_HOME")
     args = parser.parse_args()
 
@@ -98,8 +100,10 @@ def main() -> int:
         print("\nFinal normalised job (XCom return_value of wait_for_cluster):")
         shown = {k: v for k, v in (job or {}).items() if k != "raw"}
         print(json.dumps(shown, indent=2) if job else "  (none: the sensor did not succeed)")
-        print(f"\nairflow dags test exited {code}; simulator stats: {json.dumps(client.stats().get('iam_token_calls'))} "
-              f"IAM call(s); demo wall time {time.monotonic() - started:.1f}s")
+        print(
+            f"\nairflow dags test exited {code}; simulator stats: {json.dumps(client.stats().get('iam_token_calls'))} "
+            f"IAM call(s); demo wall time {time.monotonic() - started:.1f}s"
+        )
         return 0 if code == 0 and job and job.get("phase") == "SUCCEEDED" else 1
     finally:
         process.terminate()

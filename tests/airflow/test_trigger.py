@@ -15,11 +15,19 @@ from airflow_provider_cloudjobs.testing import simulator
 from airflow_provider_cloudjobs.triggers.cloudjobs import CloudJobTrigger
 
 
-def make_trigger(conn_id: str, job_id: str, service: str = "cce", *, timeout: float = 30.0, grace: float = 5.0,
-                 **kwargs) -> CloudJobTrigger:
+def make_trigger(
+    conn_id: str, job_id: str, service: str = "cce", *, timeout: float = 30.0, grace: float = 5.0, **kwargs
+) -> CloudJobTrigger:
     now = time.time()
-    return CloudJobTrigger(job_id=job_id, service=service, cloudjobs_conn_id=conn_id, poll_interval=0.05,
-                           end_time=now + timeout, not_found_until=now + grace, **kwargs)
+    return CloudJobTrigger(
+        job_id=job_id,
+        service=service,
+        cloudjobs_conn_id=conn_id,
+        poll_interval=0.05,
+        end_time=now + timeout,
+        not_found_until=now + grace,
+        **kwargs,
+    )
 
 
 async def first_event(trigger: CloudJobTrigger, limit: float = 30.0) -> dict:
@@ -39,23 +47,34 @@ def conn(cloudjobs_conn):
     return cloudjobs_conn()
 
 
-async def test_success_event_carries_the_final_job_and_logs_progress_changes(cloud_simulator, conn, caplog):
+def logged_text(caplog, capsys) -> str:
+    """Everything logged: stdlib records, and what Airflow's structlog (the trigger's ``self.log``) printed."""
+    captured = capsys.readouterr()
+    return "\n".join([caplog.text, captured.out, captured.err])
+
+
+async def test_success_event_carries_the_final_job_and_logs_progress_changes(
+    cloud_simulator, conn, caplog, capsys
+):
     job_id = cloud_simulator.create_job("cce", polls_to_finish=4, sub_jobs=3)
     with caplog.at_level(logging.INFO):
         event = await first_event(make_trigger(conn, job_id))
     assert event["status"] == "success"
-    assert event["job"]["job_id"] == job_id and event["job"]["phase"] == "SUCCEEDED"
+    assert event["job"]["job_id"] == job_id
+    assert event["job"]["phase"] == "SUCCEEDED"
     assert f"CCE job {job_id} succeeded" in event["message"]
-    progress_lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"CCE job {job_id[:8]}")]
+    text = logged_text(caplog, capsys)
+    progress_lines = [line for line in text.splitlines() if f"CCE job {job_id[:8]}" in line]
     assert any("sub-jobs" in line and "%" in line for line in progress_lines), progress_lines
     assert len(progress_lines) <= 4  # one line per change, not per poll
-    assert simulator.PASSWORD not in caplog.text
+    assert simulator.PASSWORD not in text
     assert cloud_simulator.stats()["job_polls"][job_id] == 4  # no wasted request
 
 
 async def test_failed_job_event_names_code_message_and_sub_jobs(cloud_simulator, conn):
-    job_id = cloud_simulator.create_job("ecs", polls_to_finish=2, outcome="fail", error_code="Ecs.0036",
-                                        message="Insufficient quota")
+    job_id = cloud_simulator.create_job(
+        "ecs", polls_to_finish=2, outcome="fail", error_code="Ecs.0036", message="Insufficient quota"
+    )
     event = await first_event(make_trigger(conn, job_id, "ecs"))
     assert event["status"] == "failed"
     assert event["job"]["phase"] == "FAILED"
@@ -68,13 +87,14 @@ async def test_absolute_deadline_gives_timeout_with_last_seen_job(cloud_simulato
     event = await first_event(make_trigger(conn, job_id, "dws", timeout=0.5))
     assert event["status"] == "timeout"
     assert event["job"]["phase"] in ("PENDING", "RUNNING")
-    assert "Timed out" in event["message"] and job_id in event["message"]
+    assert "Timed out" in event["message"]
+    assert job_id in event["message"]
 
 
 async def test_restarted_trigger_past_its_deadline_times_out_without_polling(cloud_simulator, conn):
     job_id = cloud_simulator.create_job("cce", polls_to_finish=3)
     trigger = make_trigger(conn, job_id)
-    classpath, kwargs = trigger.serialize()
+    _classpath, kwargs = trigger.serialize()
     kwargs["end_time"] = time.time() - 1  # the triggerer was down past the deadline
     event = await first_event(CloudJobTrigger(**kwargs))
     assert event["status"] == "timeout"
@@ -99,10 +119,19 @@ async def test_restarted_trigger_resumes_the_same_wait(cloud_simulator, conn):
 
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [("429", {"retry_after": 0.1}), ("500", {}), ("502", {}), ("503", {}), ("reset", {}), ("malformed_json", {}),
-     ("slow", {"delay": 1.5})],
+    [
+        ("429", {"retry_after": 0.1}),
+        ("500", {}),
+        ("502", {}),
+        ("503", {}),
+        ("reset", {}),
+        ("malformed_json", {}),
+        ("slow", {"delay": 1.5}),
+    ],
 )
-async def test_retryable_faults_do_not_end_the_wait(cloud_simulator, cloudjobs_conn, fast_backoff, kind, options):
+async def test_retryable_faults_do_not_end_the_wait(
+    cloud_simulator, cloudjobs_conn, fast_backoff, kind, options
+):
     conn_id = cloudjobs_conn(timeout=0.5)
     job_id = cloud_simulator.create_job("cce", polls_to_finish=2)
     cloud_simulator.inject_fault(kind, count=3, **options)
@@ -127,40 +156,47 @@ async def test_late_visible_job_is_waited_for(cloud_simulator, conn):
 
 async def test_never_visible_job_fails_after_grace(cloud_simulator, conn):
     event = await first_event(make_trigger(conn, "a1b2c3d4e5f6", "ecs", grace=0.3))
-    assert event["status"] == "error" and event["fatal"] is True
-    assert "not found" in event["message"] and "a1b2c3d4e5f6" in event["message"]
+    assert event["status"] == "error"
+    assert event["fatal"] is True
+    assert "not found" in event["message"]
+    assert "a1b2c3d4e5f6" in event["message"]
 
 
 async def test_vanished_job_fails_clearly(cloud_simulator, conn):
     job_id = cloud_simulator.create_job("cce", polls_to_finish=50, vanish_after_polls=2)
     event = await first_event(make_trigger(conn, job_id, grace=60))
-    assert event["status"] == "error" and "vanished" in event["message"]
+    assert event["status"] == "error"
+    assert "vanished" in event["message"]
     assert event["job"]["job_id"] == job_id  # the last sight of it
 
 
 async def test_unknown_status_keeps_waiting_and_warns_once(cloud_simulator, conn, caplog):
-    job_id = cloud_simulator.create_job("elb", raw_statuses=["RUNNING", "MIGRATING", "MIGRATING", "MIGRATING",
-                                                             "SUCCESS"])
+    job_id = cloud_simulator.create_job(
+        "elb", raw_statuses=["RUNNING", "MIGRATING", "MIGRATING", "MIGRATING", "SUCCESS"]
+    )
     with caplog.at_level(logging.WARNING):
         event = await first_event(make_trigger(conn, job_id, "elb"))
     assert event["status"] == "success"
     assert sum("MIGRATING" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records) == 1
 
 
-async def test_wrong_password_fails_fast_without_secret(cloud_simulator, cloudjobs_conn, caplog):
+async def test_wrong_password_fails_fast_without_secret(cloud_simulator, cloudjobs_conn, caplog, capsys):
     conn_id = cloudjobs_conn(password="Bad-Secret-42")
     job_id = cloud_simulator.create_job("cce")
     with caplog.at_level(logging.DEBUG):
         event = await first_event(make_trigger(conn_id, job_id), limit=10)
-    assert event["status"] == "error" and event["fatal"] is True
+    assert event["status"] == "error"
+    assert event["fatal"] is True
     assert "HTTP 401" in event["message"]
-    assert "Bad-Secret-42" not in json.dumps(event) and "Bad-Secret-42" not in caplog.text
+    assert "Bad-Secret-42" not in json.dumps(event)
+    assert "Bad-Secret-42" not in logged_text(caplog, capsys)
     assert cloud_simulator.stats()["iam_token_calls"] == 1
 
 
 async def test_bad_input_is_an_error_without_requests(cloud_simulator, conn):
     event = await first_event(make_trigger(conn, "../../etc"))
-    assert event["status"] == "error" and event["fatal"] is True
+    assert event["status"] == "error"
+    assert event["fatal"] is True
     assert "'..'" in event["message"]
     assert cloud_simulator.stats()["requests"] == 0
 
@@ -193,7 +229,8 @@ def test_serialize_round_trips_and_holds_no_secret(cloudjobs_conn):
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_provider_cloudjobs.triggers.cloudjobs.CloudJobTrigger"
     text = json.dumps(kwargs)  # plain data only
-    assert simulator.PASSWORD not in text and "token" not in text.lower()
+    assert simulator.PASSWORD not in text
+    assert "token" not in text.lower()
     clone = CloudJobTrigger(**json.loads(text))
     assert clone.serialize() == (classpath, kwargs)
     assert ServiceProfile.from_dict("natjobs", clone.profile) == custom
@@ -204,4 +241,5 @@ def test_serialize_survives_airflow_serde():
     trigger = make_trigger("cj", "job-1", "cce")
     _, kwargs = trigger.serialize()
     assert serde.deserialize(serde.serialize(kwargs)) == kwargs
-    assert BUILTIN_PROFILES["cce"].key == kwargs["service"] and kwargs["profile"] is None
+    assert BUILTIN_PROFILES["cce"].key == kwargs["service"]
+    assert kwargs["profile"] is None

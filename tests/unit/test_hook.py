@@ -40,20 +40,31 @@ def test_every_service_progresses_to_success(cloud_simulator, cloudjobs_conn, se
     assert all(not job["is_terminal"] for job in jobs[:-1])
     final = jobs[-1]
     assert (final["service"], final["job_id"], final["phase"], final["is_terminal"]) == (
-        service, job_id, "SUCCEEDED", True)
+        service,
+        job_id,
+        "SUCCEEDED",
+        True,
+    )
     assert final["progress"] == 100.0
     assert final["error_code"] is None
-    assert final["ended_at"] is not None and final["ended_at"].endswith("Z")
+    assert final["ended_at"] is not None
+    assert final["ended_at"].endswith("Z")
 
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_every_service_reports_failure_reason(cloud_simulator, cloudjobs_conn, service):
     conn_id = cloudjobs_conn()
-    job_id = cloud_simulator.create_job(service, polls_to_finish=2, outcome="fail",
-                                        error_code="SIM.0500", message="quota exhausted in simulation")
+    job_id = cloud_simulator.create_job(
+        service,
+        polls_to_finish=2,
+        outcome="fail",
+        error_code="SIM.0500",
+        message="quota exhausted in simulation",
+    )
     final = poll_until_terminal(CloudJobsHook(conn_id), job_id, service)[-1]
     assert (final["phase"], final["is_terminal"]) == ("FAILED", True)
-    assert final["message"] and "quota exhausted in simulation" in final["message"]
+    assert final["message"]
+    assert "quota exhausted in simulation" in final["message"]
 
 
 def test_aksk_signed_requests(cloud_simulator, cloudjobs_conn):
@@ -97,7 +108,8 @@ def test_expired_pre_issued_token_fails_clearly_after_one_retry(cloud_simulator,
     job_id = cloud_simulator.create_job("elb")
     with pytest.raises(CloudJobsAuthError) as info:
         CloudJobsHook(conn_id).get_job(job_id, "elb")
-    assert "HTTP 401" in str(info.value) and "X-Request-Id" in str(info.value)
+    assert "HTTP 401" in str(info.value)
+    assert "X-Request-Id" in str(info.value)
     assert "MIIexpiredTokenValue" not in str(info.value)
     assert cloud_simulator.stats()["job_requests"] == 2  # the call, then once more after "refreshing"
 
@@ -153,7 +165,8 @@ def test_token_refreshed_shortly_before_expiry(cloud_simulator, cloudjobs_conn, 
     hook = CloudJobsHook(conn_id)
     hook.get_job(job_id, "cce")
     token = tokens.TOKEN_CACHE.peek(hook.get_conn().cache_key)
-    assert token is not None and token.refresh_at < token.expires_at
+    assert token is not None
+    assert token.refresh_at < token.expires_at
     # Move this process's clock to just past the refresh point (the token is still valid at the cloud).
     now = token.refresh_at + 1
     monkeypatch.setattr(tokens.time, "time", lambda: now)
@@ -177,17 +190,28 @@ def test_wrong_password_fails_at_once_with_iam_code_and_no_secret(cloud_simulato
     with pytest.raises(CloudJobsAuthError) as info:
         CloudJobsHook(conn_id).get_job(job_id, "cce")
     message = str(info.value)
-    assert "IAM" in message and "HTTP 401" in message and info.value.error_code
+    assert "IAM" in message
+    assert "HTTP 401" in message
+    assert info.value.error_code
     assert info.value.error_code in message
-    assert "Wrong-Pa55word" not in message and "Wrong-Pa55word" not in caplog.text
+    assert "Wrong-Pa55word" not in message
+    assert "Wrong-Pa55word" not in caplog.text
     assert cloud_simulator.stats()["iam_token_calls"] == 1  # no retry: IAM locks accounts out
     assert cloud_simulator.stats()["job_requests"] == 0
 
 
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [("429", {"retry_after": 0.05}), ("500", {}), ("502", {}), ("503", {}), ("reset", {}),
-     ("malformed_json", {}), ("slow", {"delay": 1.5}), ("iam_500", {})],
+    [
+        ("429", {"retry_after": 0.05}),
+        ("500", {}),
+        ("502", {}),
+        ("503", {}),
+        ("reset", {}),
+        ("malformed_json", {}),
+        ("slow", {"delay": 1.5}),
+        ("iam_500", {}),
+    ],
 )
 def test_retryable_faults_are_retried(cloud_simulator, cloudjobs_conn, fast_backoff, kind, options):
     conn_id = cloudjobs_conn(timeout=0.5)
@@ -203,7 +227,8 @@ def test_retries_give_up_with_the_last_error(cloud_simulator, cloudjobs_conn, fa
     cloud_simulator.inject_fault("503", count=10)
     with pytest.raises(CloudJobsAPIError) as info:
         CloudJobsHook(conn_id, max_retries=2).get_job(job_id, "cce")
-    assert info.value.retryable and info.value.status == 503
+    assert info.value.retryable
+    assert info.value.status == 503
     assert "HTTP 503" in str(info.value)
     assert cloud_simulator.stats()["faults_served"] == 3
 
@@ -224,9 +249,12 @@ def test_not_found_carries_the_cloud_error_and_request_id(cloud_simulator, cloud
     conn_id = cloudjobs_conn()
     with pytest.raises(CloudJobNotFoundError) as info:
         CloudJobsHook(conn_id).get_job("0123456789abcdef", "ecs")
-    assert info.value.status == 404 and not info.value.retryable
-    assert info.value.request_id and info.value.request_id in str(info.value)
-    assert info.value.error_code and info.value.error_code in str(info.value)
+    assert info.value.status == 404
+    assert not info.value.retryable
+    assert info.value.request_id
+    assert info.value.request_id in str(info.value)
+    assert info.value.error_code
+    assert info.value.error_code in str(info.value)
 
 
 def test_other_project_is_forbidden_not_retried(cloud_simulator, cloudjobs_conn):
@@ -234,11 +262,13 @@ def test_other_project_is_forbidden_not_retried(cloud_simulator, cloudjobs_conn)
     job_id = cloud_simulator.create_job("cce")
     with pytest.raises(CloudJobsAPIError) as info:
         CloudJobsHook(conn_id).get_job(job_id, "cce", project_id="ffffffffffffffffffffffffffffffff")
-    assert info.value.status == 403 and not info.value.retryable
+    assert info.value.status == 403
+    assert not info.value.retryable
 
 
 @pytest.mark.parametrize(
-    ("job_id", "service"), [("", "cce"), ("a/../b", "cce"), ("x?y", "cce"), ("ok-id", "nosuch"), ("a b", "ecs")]
+    ("job_id", "service"),
+    [("", "cce"), ("a/../b", "cce"), ("x?y", "cce"), ("ok-id", "nosuch"), ("a b", "ecs")],
 )
 def test_bad_input_sends_no_request(cloud_simulator, cloudjobs_conn, job_id, service):
     conn_id = cloudjobs_conn()
@@ -250,7 +280,9 @@ def test_bad_input_sends_no_request(cloud_simulator, cloudjobs_conn, job_id, ser
 def test_generic_request_creates_a_cce_cluster(cloud_simulator, cloudjobs_conn):
     conn_id = cloudjobs_conn()
     cluster = CloudJobsHook(conn_id).request(
-        "POST", "cce", "/api/v3/projects/{project_id}/clusters",
+        "POST",
+        "cce",
+        "/api/v3/projects/{project_id}/clusters",
         json={"kind": "Cluster", "apiVersion": "v3", "metadata": {"name": "c1"}, "spec": {}},
     )
     job_id = cluster["status"]["jobID"]
@@ -272,7 +304,8 @@ def test_test_connection_reports_wrong_password_without_it(cloud_simulator, clou
     conn_id = cloudjobs_conn(password="Nope-Nope-123")
     ok, message = CloudJobsHook(conn_id).test_connection()
     assert not ok
-    assert "HTTP 401" in message and "Nope-Nope-123" not in message
+    assert "HTTP 401" in message
+    assert "Nope-Nope-123" not in message
 
 
 def test_secrets_never_in_simulator_visible_repr(cloudjobs_conn):

@@ -9,7 +9,12 @@ from airflow.sdk import Connection
 
 from airflow_provider_cloudjobs.connection import settings_from_connection
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
-from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES, ServiceProfile, get_profile, register_service
+from airflow_provider_cloudjobs.profiles import (
+    BUILTIN_PROFILES,
+    ServiceProfile,
+    get_profile,
+    register_service,
+)
 from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
 
 PASSWORD = "S3cret-pa55word!"
@@ -17,7 +22,9 @@ PASSWORD = "S3cret-pa55word!"
 
 def conn(**kwargs) -> Connection:
     extra = kwargs.pop("extra", {})
-    return Connection(conn_id=kwargs.pop("conn_id", "cj"), conn_type="cloudjobs", extra=json.dumps(extra), **kwargs)
+    return Connection(
+        conn_id=kwargs.pop("conn_id", "cj"), conn_type="cloudjobs", extra=json.dumps(extra), **kwargs
+    )
 
 
 def test_password_connection_defaults_build_huawei_endpoints():
@@ -34,10 +41,17 @@ def test_password_connection_defaults_build_huawei_endpoints():
 
 def test_open_telekom_cloud_domain_and_endpoint_overrides():
     settings = settings_from_connection(
-        conn(login="AK", password="SK", extra={
-            "auth_type": "aksk", "region": "eu-de", "endpoint_domain": "otc.t-systems.com",
-            "endpoints": {"cce": "https://cce.example.test/"}, "iam_endpoint": "https://iam.example.test",
-        })
+        conn(
+            login="AK",
+            password="SK",
+            extra={
+                "auth_type": "aksk",
+                "region": "eu-de",
+                "endpoint_domain": "otc.t-systems.com",
+                "endpoints": {"cce": "https://cce.example.test/"},
+                "iam_endpoint": "https://iam.example.test",
+            },
+        )
     )
     assert settings.base_url(BUILTIN_PROFILES["cce"]) == "https://cce.example.test"
     assert settings.base_url(BUILTIN_PROFILES["ecs"]) == "https://ecs.eu-de.otc.t-systems.com"
@@ -59,8 +73,14 @@ def test_uri_form_with_string_extras():
 def test_json_env_form(monkeypatch):
     monkeypatch.setenv(
         "AIRFLOW_CONN_CJ_JSON",
-        json.dumps({"conn_type": "cloudjobs", "login": "u", "password": "p",
-                    "extra": {"domain_name": "d", "project_id": "abc", "verify": "/etc/ssl/ca.pem"}}),
+        json.dumps(
+            {
+                "conn_type": "cloudjobs",
+                "login": "u",
+                "password": "p",
+                "extra": {"domain_name": "d", "project_id": "abc", "verify": "/etc/ssl/ca.pem"},
+            }
+        ),
     )
     from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
 
@@ -70,7 +90,9 @@ def test_json_env_form(monkeypatch):
 
 
 def test_token_auth_reads_token_from_extra():
-    settings = settings_from_connection(conn(extra={"auth_type": "token", "token": "tok", "project_id": "p1"}))
+    settings = settings_from_connection(
+        conn(extra={"auth_type": "token", "token": "tok", "project_id": "p1"})
+    )
     assert (settings.auth_type, settings.secret) == ("token", "tok")
 
 
@@ -83,13 +105,34 @@ def test_token_auth_reads_token_from_extra():
         ({"extra": {"auth_type": "aksk", "region": "r1"}}, "Access Key"),
         ({"extra": {"auth_type": "token", "project_id": "p"}}, "token"),
         ({"extra": {"auth_type": "kerberos"}}, "auth_type 'kerberos'"),
-        ({"login": "a", "password": PASSWORD, "extra": {"domain_name": "d", "region": "Bad Region"}}, "region"),
-        ({"login": "a", "password": PASSWORD, "extra": {"domain_name": "d", "region": "r1", "timeout": "soon"}},
-         "'timeout' must be a number"),
-        ({"login": "a", "password": PASSWORD, "extra": {"domain_name": "d", "region": "r1", "endpoints": "{oops"}},
-         "'endpoints' must be a JSON object"),
-        ({"login": "a", "password": PASSWORD, "extra": {"domain_name": "d", "region": "r1",
-                                                        "endpoints": {"cce": "ftp://x"}}}, "endpoints['cce']"),
+        (
+            {"login": "a", "password": PASSWORD, "extra": {"domain_name": "d", "region": "Bad Region"}},
+            "region",
+        ),
+        (
+            {
+                "login": "a",
+                "password": PASSWORD,
+                "extra": {"domain_name": "d", "region": "r1", "timeout": "soon"},
+            },
+            "'timeout' must be a number",
+        ),
+        (
+            {
+                "login": "a",
+                "password": PASSWORD,
+                "extra": {"domain_name": "d", "region": "r1", "endpoints": "{oops"},
+            },
+            "'endpoints' must be a JSON object",
+        ),
+        (
+            {
+                "login": "a",
+                "password": PASSWORD,
+                "extra": {"domain_name": "d", "region": "r1", "endpoints": {"cce": "ftp://x"}},
+            },
+            "endpoints['cce']",
+        ),
     ],
 )
 def test_bad_connections_name_the_field_and_hide_the_password(kwargs, needle):
@@ -101,9 +144,21 @@ def test_bad_connections_name_the_field_and_hide_the_password(kwargs, needle):
 
 @pytest.mark.parametrize(
     ("job_id", "needle"),
-    [("", "empty"), ("   ", "empty"), (None, "empty"), ("a/b", "'/'"), ("a?x=1", "'?'"), ("a#b", "'#'"),
-     ("..", "'..'"), ("a..b", "'..'"), ("a b", "whitespace"), ("a\tb", "whitespace"), ("a%2Fb", "'%'"),
-     (42, "must be a string"), ("é", "characters")],
+    [
+        ("", "empty"),
+        ("   ", "empty"),
+        (None, "empty"),
+        ("a/b", "'/'"),
+        ("a?x=1", "'?'"),
+        ("a#b", "'#'"),
+        ("..", "'..'"),
+        ("a..b", "'..'"),
+        ("a b", "whitespace"),
+        ("a\tb", "whitespace"),
+        ("a%2Fb", "'%'"),
+        (42, "must be a string"),
+        ("é", "characters"),
+    ],
 )
 def test_bad_job_ids_rejected_with_reason(job_id, needle):
     with pytest.raises(CloudJobsInputError) as info:
@@ -124,17 +179,31 @@ def test_unknown_service_lists_known_ones():
 
 
 def test_user_service_from_python_and_from_connection_extra():
-    vpc = ServiceProfile.from_dict("vpcjobs", {"extends": "ecs", "host": "vpc", "resource_id": ["entities.vpc_id"]})
+    vpc = ServiceProfile.from_dict(
+        "vpcjobs", {"extends": "ecs", "host": "vpc", "resource_id": ["entities.vpc_id"]}
+    )
     register_service(vpc)
     assert get_profile("vpcjobs").path == "/v1/{project_id}/jobs/{job_id}"
     assert get_profile("vpcjobs").resource_id == ("entities.vpc_id",)
 
-    settings = settings_from_connection(conn(extra={
-        "auth_type": "token", "token": "t", "project_id": "p",
-        "services": {"nat": {"host": "nat", "path": "/v2/{project_id}/nat-jobs/{job_id}", "status": "job.state",
-                             "phases": {"DONE": "SUCCEEDED", "BUSY": "RUNNING", "BROKEN": "FAILED"},
-                             "message": ["job.why"]}},
-    }))
+    settings = settings_from_connection(
+        conn(
+            extra={
+                "auth_type": "token",
+                "token": "t",
+                "project_id": "p",
+                "services": {
+                    "nat": {
+                        "host": "nat",
+                        "path": "/v2/{project_id}/nat-jobs/{job_id}",
+                        "status": "job.state",
+                        "phases": {"DONE": "SUCCEEDED", "BUSY": "RUNNING", "BROKEN": "FAILED"},
+                        "message": ["job.why"],
+                    }
+                },
+            }
+        )
+    )
     nat = get_profile("nat", settings.services)
     assert nat.phase_of("done").value == "SUCCEEDED"
     assert ServiceProfile.from_dict("nat", nat.to_dict()) == nat  # plain data round trip (trigger kwargs)

@@ -14,9 +14,24 @@ from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES, get_profile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 KEYS = {
-    "service", "job_id", "status", "phase", "is_terminal", "progress", "job_type", "resource_id",
-    "resource_name", "error_code", "message", "created_at", "started_at", "updated_at", "ended_at",
-    "sub_jobs", "entities", "raw",
+    "service",
+    "job_id",
+    "status",
+    "phase",
+    "is_terminal",
+    "progress",
+    "job_type",
+    "resource_id",
+    "resource_name",
+    "error_code",
+    "message",
+    "created_at",
+    "started_at",
+    "updated_at",
+    "ended_at",
+    "sub_jobs",
+    "entities",
+    "raw",
 }
 
 
@@ -132,8 +147,13 @@ def test_classic_elb_seed_running_job():
 
 @pytest.mark.parametrize(
     ("status", "phase"),
-    [("INIT", "PENDING"), ("RUNNING", "RUNNING"), ("PENDING_PAYMENT", "PENDING"), ("SUCCESS", "SUCCEEDED"),
-     ("FAIL", "FAILED")],
+    [
+        ("INIT", "PENDING"),
+        ("RUNNING", "RUNNING"),
+        ("PENDING_PAYMENT", "PENDING"),
+        ("SUCCESS", "SUCCEEDED"),
+        ("FAIL", "FAILED"),
+    ],
 )
 def test_ecs_family_statuses(status, phase):
     for service in ("ecs", "evs", "bms"):
@@ -164,18 +184,37 @@ def test_ecs_progress_is_share_of_sub_jobs():
 
 
 def test_ims_progress_from_process_percent():
-    body = {"status": "RUNNING", "job_id": "ims-1", "job_type": "createImageByInstance",
-            "entities": {"image_id": "img-1", "process_percent": 0.42}, "begin_time": "2018-08-29T14:18:35.960Z",
-            "end_time": "", "error_code": None, "fail_reason": None}
+    body = {
+        "status": "RUNNING",
+        "job_id": "ims-1",
+        "job_type": "createImageByInstance",
+        "entities": {"image_id": "img-1", "process_percent": 0.42},
+        "begin_time": "2018-08-29T14:18:35.960Z",
+        "end_time": "",
+        "error_code": None,
+        "fail_reason": None,
+    }
     job = normalize_job(body, get_profile("ims"))
     assert job["progress"] == 42.0
     assert job["resource_id"] == "img-1"
 
 
 def test_elbv3_body_under_job():
-    body = {"job": {"job_id": "j-3", "job_type": "CreateLoadBalancer", "status": "COMPLETE", "resource_id": "lb-9",
-                    "project_id": "p", "created_at": "2021-04-01T10:00:00Z", "updated_at": "2021-04-01T10:01:00Z",
-                    "error_code": None, "error_msg": None, "sub_jobs": []}, "request_id": "r-1"}
+    body = {
+        "job": {
+            "job_id": "j-3",
+            "job_type": "CreateLoadBalancer",
+            "status": "COMPLETE",
+            "resource_id": "lb-9",
+            "project_id": "p",
+            "created_at": "2021-04-01T10:00:00Z",
+            "updated_at": "2021-04-01T10:01:00Z",
+            "error_code": None,
+            "error_msg": None,
+            "sub_jobs": [],
+        },
+        "request_id": "r-1",
+    }
     job = normalize_job(body, get_profile("elbv3"))
     assert (job["job_id"], job["phase"], job["resource_id"]) == ("j-3", "SUCCEEDED", "lb-9")
     assert job["ended_at"] == "2021-04-01T10:01:00.000000Z"
@@ -185,8 +224,18 @@ def test_elbv3_body_under_job():
 
 
 def test_rds_job_with_percent_and_offset_timestamps():
-    body = {"job": {"id": "rds-1", "name": "CreateMysqlInstance", "status": "Running", "created": "2018-08-06T10:41:14+0000",
-                    "ended": "", "process": "60%", "instance": {"id": "inst-1", "name": "db"}, "entities": {}}}
+    body = {
+        "job": {
+            "id": "rds-1",
+            "name": "CreateMysqlInstance",
+            "status": "Running",
+            "created": "2018-08-06T10:41:14+0000",
+            "ended": "",
+            "process": "60%",
+            "instance": {"id": "inst-1", "name": "db"},
+            "entities": {},
+        }
+    }
     job = normalize_job(body, get_profile("rds"))
     assert (job["phase"], job["progress"], job["resource_name"]) == ("RUNNING", 60.0, "db")
     assert job["created_at"] == "2018-08-06T10:41:14.000000Z"
@@ -226,8 +275,15 @@ def test_parse_timestamp(value, expected):
 
 @pytest.mark.parametrize(
     ("value", "scale", "expected"),
-    [("9%", 1, 9.0), ("60", 1, 60.0), (42, 1, 42.0), (0.5, 100, 50.0), ("150%", 1, 100.0), ("n/a", 1, None),
-     (None, 1, None)],
+    [
+        ("9%", 1, 9.0),
+        ("60", 1, 60.0),
+        (42, 1, 42.0),
+        (0.5, 100, 50.0),
+        ("150%", 1, 100.0),
+        ("n/a", 1, None),
+        (None, 1, None),
+    ],
 )
 def test_parse_progress(value, scale, expected):
     assert parse_progress(value, scale) == expected
