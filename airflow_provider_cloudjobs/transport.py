@@ -127,19 +127,27 @@ def api_error(status: int, headers: Mapping[str, str], body: bytes, what: str) -
     return CloudJobsAPIError(detail, **kwargs)
 
 
-def decode_json(status: int, headers: Mapping[str, str], body: bytes, what: str) -> Any:
-    """The JSON of a 2xx answer; a body that is not JSON is a retryable error (a proxy's page, a cut)."""
+def decode_json(
+    status: int, headers: Mapping[str, str], body: bytes, what: str, *, want_object: bool = True
+) -> Any:
+    """The JSON of a 2xx answer. A body that is not JSON (a proxy's page, a cut) is a retryable error,
+    and so, where an object is wanted (every job and IAM call), is JSON that is not an object."""
     try:
-        return json.loads(body) if body else {}
+        data = json.loads(body) if body else {}
     except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
-        raise CloudJobsAPIError(
-            f"{what} answered HTTP {status} with a body that is not JSON ({len(body)} bytes)"
-            + (f" (X-Request-Id {request_id})" if request_id else ""),
-            status=status,
-            request_id=request_id,
-            retryable=True,
-        ) from None
+        data, problem = None, f"a body that is not JSON ({len(body)} bytes)"
+    else:
+        if not want_object or isinstance(data, Mapping):
+            return data
+        problem = f"JSON that is not an object ({type(data).__name__})"
+    request_id = headers.get("X-Request-Id") or headers.get("x-request-id")
+    raise CloudJobsAPIError(
+        f"{what} answered HTTP {status} with {problem}"
+        + (f" (X-Request-Id {request_id})" if request_id else ""),
+        status=status,
+        request_id=request_id,
+        retryable=True,
+    )
 
 
 def connection_error(what: str, exc: BaseException) -> CloudJobsAPIError:

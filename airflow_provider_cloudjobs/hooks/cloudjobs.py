@@ -297,7 +297,9 @@ class CloudJobsHook(BaseHook):
         url = f"{settings.iam_url}/v3/projects?name={quote(settings.region)}"
         return _project_from_listing(settings, self._call(settings, "GET", url))
 
-    def _call_once(self, settings: CloudJobsSettings, method: str, url: str, body: bytes) -> Any:
+    def _call_once(
+        self, settings: CloudJobsSettings, method: str, url: str, body: bytes, want_object: bool = True
+    ) -> Any:
         what = self._describe(method, url)
         for attempt in (1, 2):
             token = self._token(settings)
@@ -310,10 +312,12 @@ class CloudJobsHook(BaseHook):
                 continue
             if status >= 400:
                 raise api_error(status, headers, content, what)
-            return decode_json(status, headers, content, what)
+            return decode_json(status, headers, content, what, want_object=want_object)
         raise AssertionError("unreachable")
 
-    def _call(self, settings: CloudJobsSettings, method: str, url: str, body: Any = None) -> Any:
+    def _call(
+        self, settings: CloudJobsSettings, method: str, url: str, body: Any = None, want_object: bool = True
+    ) -> Any:
         encoded = self._encode(body)
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(_retryable),
@@ -322,7 +326,7 @@ class CloudJobsHook(BaseHook):
             before_sleep=_log_retry,
             reraise=True,
         )
-        return retrying(self._call_once, settings, method, url, encoded)
+        return retrying(self._call_once, settings, method, url, encoded, want_object)
 
     def request(
         self, method: str, service: str, path: str, *, json: Any = None, project_id: str | None = None
@@ -337,7 +341,7 @@ class CloudJobsHook(BaseHook):
             raise CloudJobsInputError(f"path {path!r} must start with '/'")
         pid = self._project_id(settings, project_id) if "{project_id}" in path else ""
         url = settings.base_url(profile) + path.replace("{project_id}", quote(pid, safe=""))
-        return self._call(settings, method.upper(), url, json)
+        return self._call(settings, method.upper(), url, json, want_object=False)
 
     def get_job(self, job_id: str, service: str = "cce", project_id: str | None = None) -> dict[str, Any]:
         """The job as it is now, normalised (see :mod:`airflow_provider_cloudjobs.job`)."""
@@ -418,7 +422,9 @@ class CloudJobsHook(BaseHook):
         url = f"{settings.iam_url}/v3/projects?name={quote(settings.region)}"
         return _project_from_listing(settings, await self._acall(settings, "GET", url))
 
-    async def _acall_once(self, settings: CloudJobsSettings, method: str, url: str, body: bytes) -> Any:
+    async def _acall_once(
+        self, settings: CloudJobsSettings, method: str, url: str, body: bytes, want_object: bool = True
+    ) -> Any:
         what = self._describe(method, url)
         for attempt in (1, 2):
             token = await self._atoken(settings)
@@ -431,13 +437,15 @@ class CloudJobsHook(BaseHook):
                 continue
             if status >= 400:
                 raise api_error(status, headers, content, what)
-            return decode_json(status, headers, content, what)
+            return decode_json(status, headers, content, what, want_object=want_object)
         raise AssertionError("unreachable")
 
-    async def _acall(self, settings: CloudJobsSettings, method: str, url: str, body: Any = None) -> Any:
+    async def _acall(
+        self, settings: CloudJobsSettings, method: str, url: str, body: Any = None, want_object: bool = True
+    ) -> Any:
         encoded = self._encode(body)
         if self.max_retries <= 0:  # the trigger's case (it retries itself): no per-poll AsyncRetrying
-            return await self._acall_once(settings, method, url, encoded)
+            return await self._acall_once(settings, method, url, encoded, want_object)
         retrying = tenacity.AsyncRetrying(
             retry=tenacity.retry_if_exception(_retryable),
             stop=tenacity.stop_after_attempt(self.max_retries + 1),
@@ -445,7 +453,7 @@ class CloudJobsHook(BaseHook):
             before_sleep=_log_retry,
             reraise=True,
         )
-        return await retrying(self._acall_once, settings, method, url, encoded)
+        return await retrying(self._acall_once, settings, method, url, encoded, want_object)
 
     async def arequest(
         self, method: str, service: str, path: str, *, json: Any = None, project_id: str | None = None
@@ -457,7 +465,7 @@ class CloudJobsHook(BaseHook):
             raise CloudJobsInputError(f"path {path!r} must start with '/'")
         pid = await self._aproject_id(settings, project_id) if "{project_id}" in path else ""
         url = settings.base_url(profile) + path.replace("{project_id}", quote(pid, safe=""))
-        return await self._acall(settings, method.upper(), url, json)
+        return await self._acall(settings, method.upper(), url, json, want_object=False)
 
     async def aget_job(
         self,

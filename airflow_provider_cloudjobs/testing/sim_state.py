@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "reset",
     "slow",
     "malformed_json",
+    "json_not_object",
     "404",
     "token_expired",
     "iam_500",

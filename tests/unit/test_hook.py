@@ -209,6 +209,7 @@ def test_wrong_password_fails_at_once_with_iam_code_and_no_secret(cloud_simulato
         ("503", {}),
         ("reset", {}),
         ("malformed_json", {}),
+        ("json_not_object", {}),
         ("slow", {"delay": 1.5}),
         ("iam_500", {}),
     ],
