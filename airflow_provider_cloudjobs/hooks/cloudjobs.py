@@ -25,7 +25,7 @@ from aiohttp.helpers import get_env_proxy_for_url
 from airflow.sdk import BaseHook
 from yarl import URL
 
-from airflow_provider_cloudjobs._compat import amask_secret, mask_secret
+from airflow_provider_cloudjobs._compat import AirflowNotFoundException, amask_secret, mask_secret
 from airflow_provider_cloudjobs.auth.signer import sign_request
 from airflow_provider_cloudjobs.auth.tokens import (
     TOKEN_CACHE,
@@ -40,7 +40,12 @@ from airflow_provider_cloudjobs.connection import (
     CloudJobsSettings,
     settings_from_connection,
 )
-from airflow_provider_cloudjobs.exceptions import CloudJobsAPIError, CloudJobsAuthError, CloudJobsInputError
+from airflow_provider_cloudjobs.exceptions import (
+    CloudJobsAPIError,
+    CloudJobsAuthError,
+    CloudJobsError,
+    CloudJobsInputError,
+)
 from airflow_provider_cloudjobs.job import normalize_job
 from airflow_provider_cloudjobs.profiles import ServiceProfile, get_profile
 from airflow_provider_cloudjobs.transport import api_error, backoff_delay, connection_error, decode_json
@@ -152,7 +157,11 @@ class CloudJobsHook(BaseHook):
     def get_conn(self) -> CloudJobsSettings:
         """The parsed connection (sync lookup; workers only)."""
         if self._settings is None:
-            settings = settings_from_connection(self.get_connection(self.cloudjobs_conn_id))
+            try:
+                conn = self.get_connection(self.cloudjobs_conn_id)
+            except AirflowNotFoundException:
+                raise _missing_connection(self.cloudjobs_conn_id) from None
+            settings = settings_from_connection(conn)
             if settings.secret:
                 mask_secret(settings.secret)
             self._settings = settings
@@ -177,7 +186,11 @@ class CloudJobsHook(BaseHook):
         return self._settings
 
     async def _alookup_conn(self) -> CloudJobsSettings:
-        settings = settings_from_connection(await self.aget_connection(self.cloudjobs_conn_id))
+        try:
+            conn = await self.aget_connection(self.cloudjobs_conn_id)
+        except AirflowNotFoundException:
+            raise _missing_connection(self.cloudjobs_conn_id) from None
+        settings = settings_from_connection(conn)
         if settings.secret:
             await amask_secret(settings.secret)
         return settings
@@ -483,6 +496,14 @@ class CloudJobsHook(BaseHook):
 
 
 _EMPTY = CloudJobsSettings(conn_id="", auth_type="token")
+
+
+def _missing_connection(conn_id: str) -> CloudJobsError:
+    """Not an input error: a connection added a moment later (or a secrets backend back up) cures it."""
+    return CloudJobsError(
+        f"Connection {conn_id!r} is not defined: add a 'cloudjobs' connection with that id (Admin > "
+        f"Connections, `airflow connections add`, or AIRFLOW_CONN_{conn_id.upper()})"
+    )
 
 
 def _project_from_listing(settings: CloudJobsSettings, listing: Any) -> str:

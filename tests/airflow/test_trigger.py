@@ -243,3 +243,11 @@ def test_serialize_survives_airflow_serde():
     assert serde.deserialize(serde.serialize(kwargs)) == kwargs
     assert BUILTIN_PROFILES["cce"].key == kwargs["service"]
     assert kwargs["profile"] is None
+
+
+async def test_undefined_connection_ends_the_wait_with_a_clear_error(cloud_simulator):
+    event = await first_event(make_trigger("nope_conn", "job-1"), limit=10)
+    assert event["status"] == "error"
+    assert "Connection 'nope_conn' is not defined" in event["message"]
+    assert event["fatal"] is False  # retries may help: the connection can be added meanwhile
+    assert cloud_simulator.stats()["requests"] == 0

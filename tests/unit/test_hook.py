@@ -12,6 +12,7 @@ from airflow_provider_cloudjobs.exceptions import (
     CloudJobNotFoundError,
     CloudJobsAPIError,
     CloudJobsAuthError,
+    CloudJobsError,
     CloudJobsInputError,
 )
 from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, close_shared_session
@@ -312,3 +313,11 @@ def test_test_connection_reports_wrong_password_without_it(cloud_simulator, clou
 def test_secrets_never_in_simulator_visible_repr(cloudjobs_conn):
     settings = CloudJobsHook(cloudjobs_conn()).get_conn()
     assert simulator.PASSWORD not in repr(settings)
+
+
+def test_undefined_connection_is_named_before_any_request(cloud_simulator):
+    with pytest.raises(
+        CloudJobsError, match=r"Connection 'nope_conn' is not defined.*AIRFLOW_CONN_NOPE_CONN"
+    ):
+        CloudJobsHook("nope_conn").get_job("job-1", "cce")
+    assert cloud_simulator.stats()["requests"] == 0
