@@ -100,7 +100,9 @@ def main() -> int:
         print("\nFinal normalised job (XCom return_value of wait_for_cluster):")
         # The whole job is in XCom; here its raw bodies are left out so the fields read at a glance.
         shown = {k: v for k, v in (job or {}).items() if k != "raw"}
-        shown["sub_jobs"] = [{k: v for k, v in sub.items() if k != "raw"} for sub in shown.get("sub_jobs", [])]
+        shown["sub_jobs"] = [
+            {k: v for k, v in sub.items() if k != "raw"} for sub in shown.get("sub_jobs", [])
+        ]
         print(json.dumps(shown, indent=2) if job else "  (none: the sensor did not succeed)")
         print(
             f"\nairflow dags test exited {code}; simulator stats: {json.dumps(client.stats().get('iam_token_calls'))} "
