@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import venv
@@ -24,6 +25,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 NEWEST_AIRFLOW = "3.3.2"
 OLDEST_AIRFLOW = "3.1.0"
+# An old Airflow is installed with the packages of its day, as its constraint files would pin them (those
+# files live outside the package registries): e.g. structlog 26 removed a name Airflow 3.1.0 imports.
+RESOLVE_AS_OF = {OLDEST_AIRFLOW: "2025-10-20"}
 
 
 def _run(cmd: list[str], **kwargs) -> None:
@@ -36,9 +40,14 @@ def ensure_venv(airflow_version: str) -> Path:
     venv_dir = ROOT / f".venv-airflow-{airflow_version}"
     python = venv_dir / "bin" / "python"
     stamp = venv_dir / ".installed"
-    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + airflow_version.encode()).hexdigest()
+    as_of = RESOLVE_AS_OF.get(airflow_version)
+    pins = f"{airflow_version} as of {as_of}".encode()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + pins).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and python.exists():
         return python
+    if python.exists():  # made for other pins: start clean, as uv keeps what already satisfies a range
+        print(f"Rebuilding {venv_dir.name} (pyproject.toml or pins changed) ...", flush=True)
+        shutil.rmtree(venv_dir)
     if not python.exists():
         print(f"Creating {venv_dir.name} ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(venv_dir)
@@ -51,6 +60,7 @@ def ensure_venv(airflow_version: str) -> Path:
             "--quiet",
             "--python",
             str(python),
+            *(["--exclude-newer", as_of] if as_of else []),
             "-e",
             ".[dev]",
             f"apache-airflow=={airflow_version}",

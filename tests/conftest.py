@@ -31,6 +31,18 @@ def fast_backoff(monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _supervisor_comms_name_on_airflow_31(monkeypatch):
+    """Airflow 3.1.0's async connection lookup imports ``task_runner.SUPERVISOR_COMMS`` before it tries the
+    secrets backends, a name that exists only inside a task or triggerer process. Defining it (unused: the
+    environment-variable backend answers first) lets a test process look connections up as a triggerer does.
+    """
+    from airflow.sdk.execution_time import task_runner
+
+    if not hasattr(task_runner, "SUPERVISOR_COMMS"):
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", None, raising=False)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_token_cache():
     """Each test starts with no cached token, as a fresh process would."""
     from airflow_provider_cloudjobs.auth.tokens import TOKEN_CACHE

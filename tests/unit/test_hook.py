@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import threading
 
+import airflow
 import pytest
+from packaging.version import Version
 
 from airflow_provider_cloudjobs.auth import tokens
 from airflow_provider_cloudjobs.exceptions import (
@@ -19,6 +21,8 @@ from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, close_shar
 from airflow_provider_cloudjobs.testing import simulator
 
 SERVICES = ["cce", "cce-autopilot", "dws", "elb", "ecs", "evs", "ims", "bms", "elbv3", "dcs", "rds"]
+
+AIRFLOW_BEFORE_3_2 = Version(airflow.__version__) < Version("3.2")
 
 
 def poll_until_terminal(hook: CloudJobsHook, job_id: str, service: str, limit: int = 20) -> list[dict]:
@@ -315,6 +319,10 @@ def test_secrets_never_in_simulator_visible_repr(cloudjobs_conn):
     assert simulator.PASSWORD not in repr(settings)
 
 
+@pytest.mark.skipif(
+    AIRFLOW_BEFORE_3_2,
+    reason="Airflow 3.1 asks the task supervisor for a connection no backend has; a test process has none",
+)
 def test_undefined_connection_is_named_before_any_request(cloud_simulator):
     with pytest.raises(
         CloudJobsError, match=r"Connection 'nope_conn' is not defined.*AIRFLOW_CONN_NOPE_CONN"
