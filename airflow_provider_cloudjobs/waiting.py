@@ -8,6 +8,7 @@ carries ``job`` (the last normalised job seen, or None) and a ``message`` for hu
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from dataclasses import dataclass
@@ -39,19 +40,29 @@ def short_id(job_id: str) -> str:
     return job_id if len(job_id) <= 12 else job_id[:8] + "…"
 
 
-@dataclass
+@dataclass(slots=True)
 class JobWait:
-    """Where one wait stands. Everything a restarted triggerer needs is in its kwargs, not here."""
+    """Where one wait stands. Everything a restarted triggerer needs is in its kwargs, not here.
+
+    Thousands of these live in one triggerer, and every object they hold is walked by each full cyclic-GC
+    pass, which stops the event loop: so no ``__dict__`` (slots), and the last job seen is kept as JSON
+    text (a string is not GC-tracked) rather than as its tree of dicts (raw body, sub-jobs).
+    """
 
     job_id: str
     service: str
     end_time: float
     not_found_until: float
     seen: bool = False
-    last_job: dict[str, Any] | None = None
     retry_attempt: int = 0
+    _last_job_json: str | None = None
     _last_progress: str | None = None
     _reported_invisible: bool = False
+
+    @property
+    def last_job(self) -> dict[str, Any] | None:
+        """The last normalised job seen, for the timeout and "vanished" events."""
+        return None if self._last_job_json is None else json.loads(self._last_job_json)
 
     @property
     def label(self) -> str:
@@ -73,19 +84,24 @@ class JobWait:
         now = time.time() if now is None else now
         if now < self.end_time:
             return None
-        where = f" (last seen: {describe_progress(self.last_job)})" if self.last_job else " (never seen)"
-        return self.event(TIMEOUT, f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}")
+        last_job = self.last_job
+        if last_job:
+            where = f" (last seen: {describe_progress(last_job)})"
+        else:  # a resumed trigger knows the job was seen before deferring, not how it looked
+            where = " (seen before deferring)" if self.seen else " (never seen)"
+        message = f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}"
+        return self.event(TIMEOUT, message, last_job)
 
     def on_job(self, job: dict[str, Any], log: Log) -> dict[str, Any] | None:
         """Record a successful poll; return the final event once the job is terminal."""
         self.seen = True
-        self.last_job = job
         self.retry_attempt = 0
         progress = describe_progress(job)
         if progress != self._last_progress:
             log.info("%s %s", self.label, progress)
             self._last_progress = progress
         if not job["is_terminal"]:
+            self._last_job_json = json.dumps(job, separators=(",", ":"))
             return None
         if job["phase"] == "SUCCEEDED":
             return self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job)

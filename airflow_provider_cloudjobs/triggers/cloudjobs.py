@@ -80,22 +80,25 @@ class CloudJobTrigger(BaseTrigger):
         profile = ServiceProfile.from_dict(self.service, self.profile) if self.profile else None
         wait = JobWait(self.job_id, self.service, self.end_time, self.not_found_until, seen=self.job_seen)
         while True:
-            timed_out = wait.deadline_event()
-            if timed_out:
-                yield TriggerEvent(timed_out)
+            outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
+            if isinstance(outcome, dict):
+                yield TriggerEvent(outcome)
                 return
-            requested = -1.0
-            try:
-                job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
-            except CloudJobsError as exc:
-                outcome = wait.on_error(exc, self.log)
-                if isinstance(outcome, dict):
-                    yield TriggerEvent(outcome)
-                    return
-                requested = outcome
-            else:
-                final = wait.on_job(job, self.log)
-                if final:
-                    yield TriggerEvent(final)
-                    return
-            await asyncio.sleep(wait.sleep_for(self.poll_interval, requested, time.time()))
+            await asyncio.sleep(wait.sleep_for(self.poll_interval, outcome, time.time()))
+
+    async def _poll(
+        self, hook: CloudJobsHook, profile: ServiceProfile | None, wait: JobWait
+    ) -> dict[str, Any] | float:
+        """One poll: the final event, or the delay the wait asks for (-1: the normal interval).
+
+        A method of its own so the job it fetched is freed when it returns, not held in ``run()``'s frame
+        through the sleep: with thousands of waits, what they hold is what each full GC pass walks while
+        the event loop stands still. For the same reason every trigger logs through one class logger (the
+        triggerer routes a line to its task's log by the context it binds around ``run()``).
+        """
+        log = type(self).logger()
+        try:
+            job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
+        except CloudJobsError as exc:
+            return wait.on_error(exc, log)
+        return wait.on_job(job, log) or -1.0
