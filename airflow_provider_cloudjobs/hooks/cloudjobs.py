@@ -328,17 +328,21 @@ class CloudJobsHook(BaseHook):
             return decode_json(status, headers, content, what, want_object=want_object)
         raise AssertionError("unreachable")
 
+    def _retry_policy(self) -> dict[str, Any]:
+        """Retryable failures (429, 5xx, connection errors, non-JSON bodies), with capped jittered backoff."""
+        return {
+            "retry": tenacity.retry_if_exception(_retryable),
+            "stop": tenacity.stop_after_attempt(self.max_retries + 1),
+            "wait": _wait,
+            "before_sleep": _log_retry,
+            "reraise": True,
+        }
+
     def _call(
         self, settings: CloudJobsSettings, method: str, url: str, body: Any = None, want_object: bool = True
     ) -> Any:
         encoded = self._encode(body)
-        retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_retryable),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=_wait,
-            before_sleep=_log_retry,
-            reraise=True,
-        )
+        retrying = tenacity.Retrying(**self._retry_policy())
         return retrying(self._call_once, settings, method, url, encoded, want_object)
 
     def request(
@@ -459,13 +463,7 @@ class CloudJobsHook(BaseHook):
         encoded = self._encode(body)
         if self.max_retries <= 0:  # the trigger's case (it retries itself): no per-poll AsyncRetrying
             return await self._acall_once(settings, method, url, encoded, want_object)
-        retrying = tenacity.AsyncRetrying(
-            retry=tenacity.retry_if_exception(_retryable),
-            stop=tenacity.stop_after_attempt(self.max_retries + 1),
-            wait=_wait,
-            before_sleep=_log_retry,
-            reraise=True,
-        )
+        retrying = tenacity.AsyncRetrying(**self._retry_policy())
         return await retrying(self._acall_once, settings, method, url, encoded, want_object)
 
     async def arequest(
