@@ -57,12 +57,23 @@ class CloudJobTaskMixin:
         return CloudJobsHook(self.cloudjobs_conn_id, max_retries=0)
 
     def validated_profile(self) -> ServiceProfile:
-        """Check the (rendered) inputs before any request; the error names what is wrong."""
-        validate_job_id(self.job_id)
-        validate_project_id(self.project_id)
-        if self.not_found_grace < 0:
-            raise CloudJobsInputError(f"not_found_grace must be >= 0 seconds, got {self.not_found_grace}")
-        return self.hook.profile(self.service, self.hook.get_conn())
+        """Check the (rendered) inputs before any request; the error names what is wrong.
+
+        A bad job id, project id or service fails the task without retries, as the trigger's fatal
+        error does: a retry renders the same input again. (A bad connection stays retryable.)
+        """
+        try:
+            validate_job_id(self.job_id)
+            validate_project_id(self.project_id)
+            if self.not_found_grace < 0:
+                raise CloudJobsInputError(f"not_found_grace must be >= 0 seconds, got {self.not_found_grace}")
+        except CloudJobsInputError as exc:
+            raise AirflowFailException(str(exc)) from exc
+        settings = self.hook.get_conn()
+        try:
+            return self.hook.profile(self.service, settings)
+        except CloudJobsInputError as exc:
+            raise AirflowFailException(str(exc)) from exc
 
     def new_wait(self, timeout: float, started_at: float | None = None) -> JobWait:
         start = time.time() if started_at is None else started_at

@@ -105,6 +105,16 @@ async def test_restarted_trigger_past_its_deadline_times_out_without_polling(clo
     assert cloud_simulator.stats()["job_requests"] == 0
 
 
+async def test_deadline_passed_before_the_first_poll_of_a_seen_job_says_so(cloud_simulator, conn):
+    job_id = cloud_simulator.create_job("cce", polls_to_finish=3)
+    trigger = make_trigger(conn, job_id, timeout=-1, job_seen=True)  # seen by the task, then deferred
+    event = await first_event(trigger)
+    assert event["status"] == "timeout"
+    assert "seen before deferring" in event["message"]
+    assert "never seen" not in event["message"]
+    assert cloud_simulator.stats()["job_requests"] == 0
+
+
 async def test_restarted_trigger_resumes_the_same_wait(cloud_simulator, conn):
     job_id = cloud_simulator.create_job("cce", polls_to_finish=6)
     trigger = make_trigger(conn, job_id, timeout=60)
