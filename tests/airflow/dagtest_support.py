@@ -86,28 +86,6 @@ def read_back(dag_id: str, run_id: str) -> tuple[dict, dict]:
     return tasks, xcoms
 
 
-#: The keys of the normalised job (the contract's XCom value).
-NORMALISED_KEYS = {
-    "service",
-    "job_id",
-    "status",
-    "phase",
-    "is_terminal",
-    "progress",
-    "job_type",
-    "resource_id",
-    "resource_name",
-    "error_code",
-    "message",
-    "created_at",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "sub_jobs",
-    "entities",
-    "raw",
-}
-
 #: How a test can wait on a job: the sensor deferring or poking, the operator deferring or looping.
 MODES = ("sensor-deferrable", "sensor-poke", "operator-deferrable", "operator-sync")
 

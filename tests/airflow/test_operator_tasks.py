@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk import task
-from dagtest_support import NORMALISED_KEYS, wait_task
+from dagtest_support import wait_task
 
 from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
 from airflow_provider_cloudjobs.links import CONSOLE_URL_KEY
+from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS
 
 
 @pytest.mark.parametrize("mode", ["operator-deferrable", "operator-sync"])
@@ -28,7 +29,7 @@ def test_success_returns_the_normalised_job_as_xcom(cloud_simulator, conn_id, ma
     ti = result.ti("wait")
     assert (ti.state, ti.try_number) == ("success", 1)
     job = result.xcom("wait")
-    assert set(job) == NORMALISED_KEYS
+    assert set(job) == NORMALISED_JOB_KEYS
     assert (job["service"], job["job_id"], job["phase"], job["status"]) == (
         "dws",
         job_id,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 from airflow.sdk import task
-from dagtest_support import NORMALISED_KEYS, wait_task
+from dagtest_support import wait_task
 
 from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
 from airflow_provider_cloudjobs.links import CONSOLE_URL_KEY
 from airflow_provider_cloudjobs.testing import simulator
+from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS
 from airflow_provider_cloudjobs.testing.simulator import CloudSimulator
 
 
@@ -35,7 +36,7 @@ def test_success_returns_the_normalised_job_as_xcom(cloud_simulator, conn_id, ma
     assert result.ti("wait").state == "success"
     assert result.ti("wait").try_number == 1
     job = result.xcom("wait")
-    assert set(job) == NORMALISED_KEYS
+    assert set(job) == NORMALISED_JOB_KEYS
     assert job["job_id"] == job_id
     assert job["phase"] == "SUCCEEDED"
     assert job["is_terminal"] is True

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from airflow_provider_cloudjobs.testing import sim_common, simulator
+from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS as JOB_KEYS
 
 from .browser import find_chromium, screenshot
 from .harness import CONSOLE_URL, SECRETS, SHORT_TIMEOUT, Deployment, wait_for
@@ -24,26 +25,6 @@ from .harness import CONSOLE_URL, SECRETS, SHORT_TIMEOUT, Deployment, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 CCE = "example_cloudjobs_cce"
-JOB_KEYS = {
-    "service",
-    "job_id",
-    "status",
-    "phase",
-    "is_terminal",
-    "progress",
-    "job_type",
-    "resource_id",
-    "resource_name",
-    "error_code",
-    "message",
-    "created_at",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "sub_jobs",
-    "entities",
-    "raw",
-}
 FORM_FIELDS = ("auth_type", "domain_name", "region", "project_id", "iam_endpoint", "endpoints", "console_url")
 # An IAM token as the simulator issues them (long, base64url, "MII..."): must never reach a log.
 TOKEN_RE = re.compile(r"MII[A-Za-z0-9_\-]{100,}")

@@ -11,28 +11,9 @@ import pytest
 
 from airflow_provider_cloudjobs.job import describe_failure, normalize_job, parse_progress, parse_timestamp
 from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES, get_profile
+from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS as KEYS
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-KEYS = {
-    "service",
-    "job_id",
-    "status",
-    "phase",
-    "is_terminal",
-    "progress",
-    "job_type",
-    "resource_id",
-    "resource_name",
-    "error_code",
-    "message",
-    "created_at",
-    "started_at",
-    "updated_at",
-    "ended_at",
-    "sub_jobs",
-    "entities",
-    "raw",
-}
 
 
 def fixture(name: str) -> dict:
