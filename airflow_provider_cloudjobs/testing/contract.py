@@ -29,3 +29,18 @@ NORMALISED_JOB_KEYS = frozenset(
         "raw",
     }
 )
+
+#: The simulator's faults that the contract says are retried while the wait goes on (429 honouring
+#: Retry-After, 5xx, a reset connection, a body that is not JSON or not a JSON object, a read time-out),
+#: with their options.
+#: The "slow" answer is a read time-out for a connection whose ``timeout`` is under its one-second delay.
+RETRYABLE_FAULTS: tuple[tuple[str, dict[str, float]], ...] = (
+    ("429", {"retry_after": 0.1}),
+    ("500", {}),
+    ("502", {}),
+    ("503", {}),
+    ("reset", {}),
+    ("malformed_json", {}),
+    ("json_not_object", {}),
+    ("slow", {"delay": 1.0}),
+)

@@ -14,6 +14,7 @@ from packaging.version import Version
 from airflow_provider_cloudjobs.hooks.cloudjobs import close_shared_session
 from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES, ServiceProfile
 from airflow_provider_cloudjobs.testing import simulator
+from airflow_provider_cloudjobs.testing.contract import RETRYABLE_FAULTS
 from airflow_provider_cloudjobs.triggers.cloudjobs import CloudJobTrigger
 
 AIRFLOW_BEFORE_3_2 = Version(airflow.__version__) < Version("3.2")
@@ -133,15 +134,7 @@ async def test_restarted_trigger_resumes_the_same_wait(cloud_simulator, conn):
 
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [
-        ("429", {"retry_after": 0.1}),
-        ("500", {}),
-        ("502", {}),
-        ("503", {}),
-        ("reset", {}),
-        ("malformed_json", {}),
-        ("slow", {"delay": 1.5}),
-    ],
+    RETRYABLE_FAULTS,
 )
 async def test_retryable_faults_do_not_end_the_wait(
     cloud_simulator, cloudjobs_conn, fast_backoff, kind, options

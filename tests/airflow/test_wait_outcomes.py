@@ -9,6 +9,7 @@ import pytest
 from dagtest_support import MODES, wait_task
 
 from airflow_provider_cloudjobs.testing import simulator
+from airflow_provider_cloudjobs.testing.contract import RETRYABLE_FAULTS
 
 DEFERRING = ("sensor-deferrable", "operator-deferrable")
 
@@ -16,15 +17,7 @@ DEFERRING = ("sensor-deferrable", "operator-deferrable")
 @pytest.mark.parametrize("mode", ["sensor-deferrable", "operator-sync"])
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [
-        ("429", {"retry_after": 0.1}),
-        ("500", {}),
-        ("502", {}),
-        ("503", {}),
-        ("reset", {}),
-        ("malformed_json", {}),
-        ("slow", {"delay": 1.0}),
-    ],
+    RETRYABLE_FAULTS,
 )
 def test_retryable_faults_do_not_end_the_wait(
     cloud_simulator, cloudjobs_conn, make_dag, run_dag, fast_backoff, mode, kind, options

@@ -19,6 +19,7 @@ from airflow_provider_cloudjobs.exceptions import (
 )
 from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, close_shared_session
 from airflow_provider_cloudjobs.testing import simulator
+from airflow_provider_cloudjobs.testing.contract import RETRYABLE_FAULTS
 
 SERVICES = ["cce", "cce-autopilot", "dws", "elb", "ecs", "evs", "ims", "bms", "elbv3", "dcs", "rds"]
 
@@ -207,17 +208,7 @@ def test_wrong_password_fails_at_once_with_iam_code_and_no_secret(cloud_simulato
 
 @pytest.mark.parametrize(
     ("kind", "options"),
-    [
-        ("429", {"retry_after": 0.05}),
-        ("500", {}),
-        ("502", {}),
-        ("503", {}),
-        ("reset", {}),
-        ("malformed_json", {}),
-        ("json_not_object", {}),
-        ("slow", {"delay": 1.5}),
-        ("iam_500", {}),
-    ],
+    [*RETRYABLE_FAULTS, ("iam_500", {})],
 )
 def test_retryable_faults_are_retried(cloud_simulator, cloudjobs_conn, fast_backoff, kind, options):
     conn_id = cloudjobs_conn(timeout=0.5)
