@@ -17,7 +17,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
 from airflow_provider_cloudjobs.exceptions import CloudJobsError
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, shared_session_lease
 from airflow_provider_cloudjobs.profiles import ServiceProfile
 from airflow_provider_cloudjobs.waiting import JobWait
 
@@ -79,12 +79,13 @@ class CloudJobTrigger(BaseTrigger):
         hook = CloudJobsHook(self.cloudjobs_conn_id, max_retries=0)
         profile = ServiceProfile.from_dict(self.service, self.profile) if self.profile else None
         wait = JobWait(self.job_id, self.service, self.end_time, self.not_found_until, seen=self.job_seen)
-        while True:
-            outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
-            if isinstance(outcome, dict):
-                yield TriggerEvent(outcome)
-                return
-            await asyncio.sleep(wait.sleep_for(self.poll_interval, outcome, time.time()))
+        async with shared_session_lease():
+            while True:
+                outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
+                if isinstance(outcome, dict):
+                    yield TriggerEvent(outcome)
+                    return
+                await asyncio.sleep(wait.sleep_for(self.poll_interval, outcome, time.time()))
 
     async def _poll(
         self, hook: CloudJobsHook, profile: ServiceProfile | None, wait: JobWait

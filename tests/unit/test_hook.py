@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 
+import aiohttp
 import airflow
 import pytest
 from packaging.version import Version
@@ -160,7 +162,13 @@ async def test_concurrent_coroutines_share_one_token_and_one_session(cloud_simul
         jobs = await asyncio.gather(*(CloudJobsHook(conn_id).aget_job(job_id, "ecs") for job_id in job_ids))
         assert [job["job_id"] for job in jobs] == job_ids
         assert cloud_simulator.stats()["iam_token_calls"] == 1
-        assert len([s for s in hook_module._sessions.values() if not s.closed]) == 1
+        loop = asyncio.get_running_loop()
+        open_here = [
+            obj
+            for obj in gc.get_objects()
+            if type(obj) is aiohttp.ClientSession and not obj.closed and obj._loop is loop
+        ]
+        assert open_here == [hook_module._sessions[loop]]  # one session for all 40 calls
     finally:
         await close_shared_session()
 
