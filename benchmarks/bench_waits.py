@@ -1,21 +1,29 @@
 """What one waiting job costs a triggerer: CloudJobTrigger against the plain HttpSensorTrigger.
 
 A triggerer runs every deferred task's trigger in one event loop. This benchmark starts N waits at
-once in one loop, the way the triggerer does (trigger built as ``CloudJobSensor`` hands it to Airflow,
-``serialize()`` -> ``airflow.sdk.serde`` -> JSON -> back, one asyncio task per trigger iterating
-``run()`` until its first event), and measures the client side only: the cloud simulator and the
-baseline's endpoint run in processes of their own, and each side runs in a fresh process, so CPU time,
-resident memory and event-loop lag are that side's alone.
+once in one loop, the way the triggerer does, and measures the client side only: the cloud simulator
+and the baseline's endpoint run in processes of their own, and each side runs in a fresh process, so
+CPU time, resident memory and event-loop lag are that side's alone.
 
-    python3 dev.py bench                  # N=5000 waits, K=3 polls each, 10 s apart (about 3 minutes)
+The path of each wait is the real deferral path. On the "worker" (this parent process, not measured)
+a ``CloudJobSensor(deferrable=True)`` (baseline: ``HttpSensor(deferrable=True)``) runs ``execute()``
+and raises ``TaskDeferred``; its check before deferring is stood in for (it saw the job still running:
+the worker's request is not the triggerer's cost); the trigger it hands to Airflow is ``serialize()``d
+-> ``airflow.sdk.serde`` -> JSON, the stored form. In the measured process (the "triggerer") each one
+is decoded (``serde.deserialize`` + ``smart_decode_trigger_kwargs``), inflated from its classpath and
+run in its own asyncio task iterating ``run()`` until its first event.
+
+    python3 dev.py bench                  # N=5000 waits, K=2, polls 10 s apart (about 3 minutes)
     python3 dev.py bench --series         # N = 100, 1000, 5000, and how client CPU grows with N
-    python3 dev.py bench --interval 30    # the operator's default pace (about 5 minutes)
+    python3 dev.py bench --interval 30    # the operator's default pace (about 6 minutes)
     python3 dev.py bench -n 1000 -k 5 --interval 2 --sides ours
+    python3 dev.py bench --gc freeze      # diagnostic: the loop lag if the triggerer froze its heap
     python3 dev.py bench --gc off         # diagnostic: the loop lag without cyclic-GC pauses
+    python3 dev.py bench -- --help        # this text and every flag
 
-Each side runs in a fresh process after a one-job warm-up (modules imported, token cached, session
-open: a long-running triggerer's steady state); a second, smaller pass per side under tracemalloc
-measures the Python heap and the GC-tracked objects per waiting trigger.
+Each side runs in a fresh process after a one-job warm-up (modules imported, connection looked up,
+token cached: a long-running triggerer's steady state); a second, smaller pass per side under
+tracemalloc measures the Python heap and the GC-tracked objects per waiting trigger.
 
 Sides:
   ours      ``CloudJobTrigger`` (service ``cce``, password auth, IAM and job API on the simulator),
@@ -25,9 +33,11 @@ Sides:
             with a static ``X-Auth-Token`` header kept in the ``http`` connection's extra
             (``AIRFLOW_CONN_BENCH_HTTP``), i.e. no IAM, no refresh, no job status, no failure detection.
 
-Each job needs K polls: the K-th GET shows it finished (simulator: ``polls_to_finish=K``; baseline:
-404 for GETs 1..K-1, 200 on the K-th). Figures are explained in benchmarks/README.md.
-This file needs only what ``pip install -e .[dev]`` installs.
+Each job needs K polls after the trigger's first (immediate) one: it is done K poll intervals after the
+wait starts, so K+1 requests is the minimum and K x interval the ideal wall time (simulator:
+``polls_to_finish=K+1``; baseline: 404 for GETs 1..K, 200 on the (K+1)-th).
+Figures are explained in benchmarks/README.md. This file needs only what ``pip install -e .[dev]``
+installs.
 """
 
 from __future__ import annotations
@@ -98,65 +108,31 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     conn_id = CLOUDJOBS_CONN_ID if side == "ours" else HTTP_CONN_ID
     conn = await BaseHook.aget_connection(conn_id)
     result["connection"] = {"conn_id": conn_id, "conn_type": conn.conn_type, "found_by": "aget_connection"}
-    secret = conn.password or ""  # must never reach the trigger kwargs (they are stored in the DB)
     expected_type = "cloudjobs" if side == "ours" else "http"
     if conn.conn_type != expected_type:
         raise SystemExit(f"aget_connection({conn_id!r}) gave conn_type {conn.conn_type!r}")
 
-    try:  # Airflow 3.2+: kwargs go through airflow.sdk.serde on the worker, back in the triggerer
+    try:  # Airflow 3.2+: the triggerer decodes the stored kwargs with airflow.sdk.serde
         from airflow.sdk.serde import deserialize as serde_deserialize
-        from airflow.sdk.serde import serialize as serde_serialize
         from airflow.serialization.decoders import smart_decode_trigger_kwargs
-
-        result["serde"] = "airflow.sdk.serde + smart_decode_trigger_kwargs"
     except ImportError:  # pragma: no cover - Airflow 3.1: plain JSON
-        serde_serialize = serde_deserialize = None  # type: ignore[assignment]
+        serde_deserialize = None  # type: ignore[assignment]
         smart_decode_trigger_kwargs = None  # type: ignore[assignment]
-        result["serde"] = "json only (no airflow.sdk.serde)"
 
-    def round_trip(trigger: Any) -> tuple[str, dict[str, Any]]:
-        """What happens between ``defer()`` on a worker and ``trigger_class(**kwargs)`` in a triggerer."""
-        classpath, kwargs = trigger.serialize()
-        if serde_serialize is None:
-            return classpath, json.loads(json.dumps(kwargs))
-        wire = json.dumps(serde_serialize(kwargs))  # task runner -> API server -> trigger table
-        if secret and secret in wire:
-            raise SystemExit(f"{classpath}.serialize() put the connection's secret in the trigger kwargs")
-        decoded = serde_deserialize(json.loads(wire))  # Trigger._decrypt_kwargs
-        back = {key: smart_decode_trigger_kwargs(value) for key, value in decoded.items()}
-        if back != kwargs:
-            raise SystemExit(f"{classpath} kwargs changed in the serde round trip: {kwargs!r} -> {back!r}")
-        return classpath, back
+    # The triggers as the sensors handed them to Airflow (built by the parent, the "worker"): classpath
+    # and the stored kwargs, as the trigger table holds them.
+    wires: dict[str, tuple[str, str]] = {
+        job_id: (classpath, wire) for job_id, classpath, wire in spec["wires"]
+    }
 
-    now = time.time()
-    if side == "ours":
-        from airflow_provider_cloudjobs.triggers.cloudjobs import CloudJobTrigger
-
-        def make(job_id: str) -> Any:  # exactly what CloudJobSensor.defer_wait hands to Airflow
-            return CloudJobTrigger(
-                job_id=job_id,
-                service="cce",
-                cloudjobs_conn_id=CLOUDJOBS_CONN_ID,
-                project_id=None,
-                poll_interval=interval,
-                end_time=now + spec["deadline"],
-                not_found_until=now + 120.0,
-                job_seen=False,
-                profile=None,
-            )
-    else:
-        from airflow.providers.http.triggers.http import HttpSensorTrigger
-
-        def make(job_id: str) -> Any:  # what HttpSensor(deferrable=True) hands to Airflow
-            return HttpSensorTrigger(
-                endpoint=f"jobs/{job_id}",
-                http_conn_id=HTTP_CONN_ID,
-                method="GET",
-                data=None,
-                headers=None,
-                extra_options={},
-                poke_interval=interval,
-            )
+    def inflate(job_id: str) -> Any:
+        """What TriggerRunner.create_triggers does with a stored trigger: decode the kwargs, build it."""
+        classpath, wire = wires[job_id]
+        stored = json.loads(wire)
+        if serde_deserialize is None:
+            return trigger_class(classpath)(**stored)
+        decoded = serde_deserialize(stored)  # Trigger._decrypt_kwargs
+        return trigger_class(classpath)(**{key: smart_decode_trigger_kwargs(v) for key, v in decoded.items()})
 
     classes: dict[str, type] = {}  # the triggerer caches classes by classpath too
 
@@ -196,12 +172,12 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     objects_at: list[float] = []
     created_after = 0.0
 
-    async def probe() -> None:
+    async def probe(ticks: int | None = None) -> None:
         import tracemalloc
 
         nonlocal objects_waiting
 
-        while not stop.is_set():
+        while not stop.is_set() and (ticks is None or len(lags) < ticks):
             before = time.perf_counter()
             await asyncio.sleep(PROBE_PERIOD)
             after = time.perf_counter()
@@ -222,11 +198,10 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     import tracemalloc
 
     # Warm-up: one short wait through the same path, so the figures are a long-running triggerer's
-    # steady state (modules imported, token cached, session open), not this process's first steps.
+    # steady state (modules imported, IAM token cached), not this process's first steps.
     warm_started = time.perf_counter()
     for job_id in spec["warmup_ids"]:
-        classpath, kwargs = round_trip(make(job_id))
-        await asyncio.wait_for(run_trigger(trigger_class(classpath)(**kwargs), job_id), spec["timeout"])
+        await asyncio.wait_for(run_trigger(inflate(job_id), job_id), spec["timeout"])
     result["warmup_s"] = time.perf_counter() - warm_started
     warm_ok = all(job_id in events for job_id in spec["warmup_ids"])
     for job_id in spec["warmup_ids"]:
@@ -234,7 +209,13 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     if not warm_ok:
         raise SystemExit("the warm-up wait gave no event")
 
+    # The floor of the loop lag: one full (gen2) pass over this process's heap before any trigger
+    # exists (Airflow's modules, classes and functions). Any gen2 pass during the run costs at least this.
     gc.collect()
+    result["heap_objects_before"] = len(gc.get_objects())
+    floor_started = time.perf_counter()
+    gc.collect()
+    result["gc_full_pass_before_ms"] = 1000 * (time.perf_counter() - floor_started)
     # Cyclic-GC pauses, timed (two clock reads per collection): they are most of the loop lag.
     gc_pauses: list[tuple[int, float]] = []
     gc_started = [0.0]
@@ -256,14 +237,21 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     rss0 = _rss()
     traced0 = tracemalloc.get_traced_memory()[0] if trace else 0
     usage0 = resource.getrusage(resource.RUSAGE_SELF)
+    # The probe's own CPU (a wake-up and a /proc read every 50 ms), measured alone before any trigger
+    # exists, so that CPU per wait leaves the instrument out (it would dominate at small N).
+    calibration_ticks = 20
+    cpu0 = time.process_time()
+    await probe(calibration_ticks)
+    probe_cpu_per_tick = (time.process_time() - cpu0) / calibration_ticks
+    del lags[:], lag_times[:], samples[:]
+
     cpu0 = time.process_time()
     t0 = time.perf_counter()
     probe_task = asyncio.create_task(probe())
 
     tasks = []
     for job_id in job_ids:  # TriggerRunner.create_triggers: inflate, start a task, yield
-        classpath, kwargs = round_trip(make(job_id))
-        trigger = trigger_class(classpath)(**kwargs)
+        trigger = inflate(job_id)
         tasks.append(asyncio.create_task(run_trigger(trigger, job_id), name=f"trigger {job_id}"))
         await asyncio.sleep(0)
     created_after = time.perf_counter() - t0
@@ -325,6 +313,8 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
             "mean_event_s": statistics.fmean(t for t, _ in events.values()) if events else float("nan"),
             "created_after_s": created_after,
             "cpu_s": cpu,
+            "probe_cpu_s": probe_cpu_per_tick * len(lags),
+            "cpu_waits_s": cpu - probe_cpu_per_tick * len(lags),
             "cpu_create_s": cpu_created,
             "cpu_user_s": usage1.ru_utime - usage0.ru_utime,
             "cpu_sys_s": usage1.ru_stime - usage0.ru_stime,
@@ -437,15 +427,15 @@ class Servers:
 
     # -- per side
     def prepare(self, side: str, n: int, k: int) -> tuple[list[str], list[str]]:
-        """Fresh counters; one warm-up job (done at its first poll) and N jobs needing K polls."""
+        """Fresh counters; one warm-up job (done at its first poll) and N jobs done at their (K+1)-th GET."""
         if side == "ours":
             self.sim.reset()
             return [self.sim.create_job("cce", polls_to_finish=1)], self.sim.create_jobs(
-                "cce", n, polls_to_finish=k
+                "cce", n, polls_to_finish=k + 1
             )
         self._http.post(f"{self.bl_url}/_ctl/reset", timeout=30).raise_for_status()
         ids = []
-        for count, polls in ((1, 1), (n, k)):
+        for count, polls in ((1, 1), (n, k + 1)):
             reply = self._http.post(
                 f"{self.bl_url}/_ctl/jobs", json={"count": count, "polls_to_finish": polls}, timeout=60
             )
@@ -461,7 +451,12 @@ class Servers:
         return dict(reply.json())
 
     def env(self) -> dict[str, str]:
-        env = dict(os.environ)
+        """The measured process's environment: ours plus the two connections."""
+        return {**os.environ, **self.conn_env()}
+
+    def conn_env(self) -> dict[str, str]:
+        """``AIRFLOW_CONN_*`` for the two sides' connections (JSON, as a deployment would set them)."""
+        env: dict[str, str] = {}
         if self.sim is not None:
             from airflow_provider_cloudjobs.testing import simulator as s
 
@@ -499,14 +494,118 @@ class Servers:
         return env
 
 
+def deferred_triggers(
+    side: str, job_ids: list[str], interval: float, timeout: float
+) -> tuple[list[list[str]], dict[str, Any]]:
+    """The worker's half of the deferral path: what each sensor hands to Airflow, in its stored form.
+
+    A real ``CloudJobSensor`` / ``HttpSensor`` (``deferrable=True``) runs ``execute()`` as the task runner
+    calls it and raises ``TaskDeferred``; only its check before deferring is stood in for (the check saw
+    the job still running), since that request is the worker's, not the triggerer's. The trigger is then
+    stored as Airflow stores it: ``serialize()`` -> ``airflow.sdk.serde`` -> JSON. Every stored form is
+    checked to hold no secret and to decode back to the very kwargs (what the triggerer will build from).
+    Returns ``[job_id, classpath, stored JSON]`` per job and a description of the deferral.
+    """
+    from airflow.sdk.bases.operator import ExecutorSafeguard
+
+    try:  # Airflow 3.2+
+        from airflow.sdk.exceptions import TaskDeferred
+    except ImportError:  # pragma: no cover - Airflow 3.1
+        from airflow.exceptions import TaskDeferred  # type: ignore[no-redef,attr-defined]
+    try:  # Airflow 3.2+: kwargs go through airflow.sdk.serde on the worker, back in the triggerer
+        from airflow.sdk.serde import deserialize as serde_deserialize
+        from airflow.sdk.serde import serialize as serde_serialize
+        from airflow.serialization.decoders import smart_decode_trigger_kwargs
+
+        serde = "airflow.sdk.serde + smart_decode_trigger_kwargs"
+    except ImportError:  # pragma: no cover - Airflow 3.1: plain JSON
+        serde_serialize = serde_deserialize = smart_decode_trigger_kwargs = None  # type: ignore[assignment]
+        serde = "json only (no airflow.sdk.serde)"
+
+    if side == "ours":
+        from airflow_provider_cloudjobs.sensors.cloudjobs import CloudJobSensor
+        from airflow_provider_cloudjobs.testing.simulator import PASSWORD as secret
+
+        class CheckedCloudJobSensor(CloudJobSensor):
+            def poll(self, wait: Any, profile: Any, context: Any) -> None:
+                wait.seen = True  # the check before deferring saw the job, still running
+                return None
+
+        def sensor(task_id: str, job_id: str) -> Any:
+            return CheckedCloudJobSensor(
+                task_id=task_id,
+                job_id=job_id,
+                service="cce",
+                cloudjobs_conn_id=CLOUDJOBS_CONN_ID,
+                poke_interval=interval,
+                timeout=timeout,
+                deferrable=True,
+            )
+    else:
+        from airflow.providers.http.sensors.http import HttpSensor
+        from baseline_server import TOKEN as secret
+
+        class CheckedHttpSensor(HttpSensor):
+            def poke(self, context: Any) -> bool:
+                return False  # the check before deferring got a 404: not done yet
+
+        def sensor(task_id: str, job_id: str) -> Any:
+            return CheckedHttpSensor(
+                task_id=task_id,
+                endpoint=f"jobs/{job_id}",
+                http_conn_id=HTTP_CONN_ID,
+                method="GET",
+                poke_interval=interval,
+                timeout=timeout,
+                deferrable=True,
+            )
+
+    stored: list[list[str]] = []
+    about: dict[str, Any] = {"serde": serde}
+    for index, job_id in enumerate(job_ids):
+        task = sensor(f"wait_{index}", job_id)
+        try:  # as the task runner calls execute(): with its sentinel, so no "outside a task" warning
+            task.execute({}, **{f"{type(task).__name__}__sentinel": ExecutorSafeguard.sentinel_value})
+        except TaskDeferred as deferred:
+            trigger, method_name, deferral_timeout = deferred.trigger, deferred.method_name, deferred.timeout
+        else:
+            raise SystemExit(f"{type(task).__name__}.execute() did not defer")
+        classpath, kwargs = trigger.serialize()
+        if serde_serialize is None:
+            wire = json.dumps(kwargs)
+            back = json.loads(wire)
+        else:
+            wire = json.dumps(serde_serialize(kwargs))  # task runner -> API server -> trigger table
+            decoded = serde_deserialize(json.loads(wire))
+            back = {key: smart_decode_trigger_kwargs(value) for key, value in decoded.items()}
+        if secret in wire:
+            raise SystemExit(f"{classpath}: the trigger's stored kwargs hold the connection's secret")
+        if back != kwargs:
+            raise SystemExit(f"{classpath} kwargs changed in the serde round trip: {kwargs!r} -> {back!r}")
+        stored.append([job_id, classpath, wire])
+        if index == 0:
+            about.update(
+                {
+                    "sensor": f"{type(task).__mro__[1].__module__}.{type(task).__mro__[1].__name__}",
+                    "classpath": classpath,
+                    "method_name": method_name,
+                    "deferral_timeout_s": deferral_timeout.total_seconds() if deferral_timeout else None,
+                    "kwargs": sorted(kwargs),
+                }
+            )
+    return stored, about
+
+
 def run_side(
     servers: Servers, side: str, n: int, args: argparse.Namespace, workdir: Path, *, trace: bool = False
 ) -> dict[str, Any]:
     warmup_ids, job_ids = servers.prepare(side, n, args.k)
     # The memory pass needs a window where every trigger exists and none has finished: >= 10 s polls.
     interval = max(args.interval, 10.0) if trace else args.interval
-    ideal = (args.k - 1) * interval
+    ideal = args.k * interval
     timeout = ideal * 1.5 + 60 + n / 50
+    os.environ.update(servers.conn_env())  # the sensors look their connection up as a worker does
+    wires, deferral = deferred_triggers(side, warmup_ids + job_ids, interval, ideal * 3 + 600)
     tag = f"{side}-{n}{'-tracemalloc' if trace else ''}"
     spec_path, result_path, log_path = (
         workdir / f"{tag}.{ext}" for ext in ("spec.json", "result.json", "log")
@@ -517,10 +616,10 @@ def run_side(
                 "side": side,
                 "job_ids": job_ids,
                 "warmup_ids": warmup_ids,
+                "wires": wires,
                 "k": args.k,
                 "interval": interval,
                 "timeout": timeout,
-                "deadline": ideal * 3 + 600,
                 "tracemalloc": trace,
                 "gc": args.gc,
                 "result": str(result_path),
@@ -555,7 +654,7 @@ def run_side(
             "requests_per_wait": sum(polls) / n,
             "polls_min": min(polls),
             "polls_max": max(polls),
-            "wasted_requests": sum(polls) - n * args.k,
+            "wasted_requests": sum(polls) - n * (args.k + 1),
             "other_job_requests": stats["job_requests"] - sum(polls) - warmup_polls,
             "iam_token_calls": stats.get("iam_token_calls", 0),
             "iam_project_calls": stats.get("iam_project_calls", 0),
@@ -564,6 +663,8 @@ def run_side(
             "log_lines_per_wait": log_lines / n,
             "log": str(log_path),
             "ideal_s": ideal,
+            "deferral": deferral,
+            "serde": deferral["serde"],
         }
     )
     return result
@@ -584,27 +685,31 @@ def _fmt(value: Any, digits: int = 2) -> str:
 
 
 def print_table(n: int, args: argparse.Namespace, res: dict[str, dict[str, Any]]) -> None:
-    ideal = (args.k - 1) * args.interval
+    ideal = args.k * args.interval
     print(
-        f"\n=== N = {n} concurrent waits, K = {args.k} polls each, poll interval {args.interval:g} s "
-        f"(ideal wall (K-1) x interval = {ideal:g} s){'' if args.gc == 'default' else ', GC ' + args.gc} ==="
+        f"\n=== N = {n} concurrent waits, each done K = {args.k} poll intervals after it starts "
+        f"(minimum K+1 = {args.k + 1} requests), poll interval {args.interval:g} s "
+        f"(ideal wall K x interval = {ideal:g} s){'' if args.gc == 'default' else ', GC ' + args.gc} ==="
     )
     ours, base = res.get("ours"), res.get("baseline")
     rows: list[tuple[str, str, int, bool]] = [
         # (label, key, digits, ratio?)
-        (f"job requests per wait (min K = {args.k})", "requests_per_wait", 3, True),
+        (f"job requests per wait (min K+1 = {args.k + 1})", "requests_per_wait", 3, True),
         ("  polls per job, min..max", "_polls", 0, False),
-        ("  wasted requests (total - N x K)", "wasted_requests", 0, False),
+        ("  wasted requests (total - N x (K+1))", "wasted_requests", 0, False),
         ("  other job GETs (not warm-up, not measured)", "other_job_requests", 0, False),
         ("IAM token calls (whole process, 1 connection)", "iam_token_calls", 0, False),
-        ("client CPU ms per wait", "_cpu_ms", 3, True),
+        ("client CPU ms per wait (probe excluded)", "_cpu_ms", 3, True),
         ("  client CPU s total (user + sys)", "cpu_s", 2, True),
+        ("  of which the 50 ms probe (measured idle)", "probe_cpu_s", 2, False),
         ("  of which until the last trigger started", "cpu_create_s", 2, False),
         ("max event-loop lag ms (50 ms probe)", "lag_max_ms", 1, True),
         ("  p99 lag ms / ticks over 100 ms", "_lag", 0, False),
         ("  max lag ms: start-up burst / steady", "_lag2", 0, False),
         ("  GC: gen2 passes / longest gen2 pause ms", "_gc2", 0, False),
         ("  GC: all pauses ms total / longest gen0-1", "_gc01", 0, False),
+        ("  GC: one full pass, heap before triggers ms", "gc_full_pass_before_ms", 0, False),
+        ("  GC-tracked objects before the triggers", "heap_objects_before", 0, False),
         ("wall s to the last event", "last_event_s", 2, True),
         ("  wall / ideal", "_wall_ratio", 3, False),
         ("  mean s to an event", "mean_event_s", 2, False),
@@ -623,7 +728,7 @@ def print_table(n: int, args: argparse.Namespace, res: dict[str, dict[str, Any]]
         if key == "_polls":
             return f"{r['polls_min']}..{r['polls_max']}", None
         if key == "_cpu_ms":
-            v = 1000 * r["cpu_s"] / r["n"]
+            v = 1000 * r["cpu_waits_s"] / r["n"]
             return _fmt(v, digits), v
         if key == "_lag":
             return f"{r['lag_p99_ms']:.1f} / {r['lag_over_100ms']}", None
@@ -665,25 +770,31 @@ def check_targets(
         return checks
     n = ours["n"]
     note = "" if n >= TARGET_N else f" (measured at N={n}; the target is stated for N={TARGET_N})"
+    floor = ours.get("gc_full_pass_before_ms")
     checks.append(
         (
             f"max loop lag < {TARGET_LAG_MS:g} ms",
             ours["lag_max_ms"] < TARGET_LAG_MS,
-            f"{ours['lag_max_ms']:.1f} ms{note}",
+            f"{ours['lag_max_ms']:.1f} ms (start-up {ours['lag_max_startup_ms']:.0f} / steady "
+            f"{ours['lag_max_steady_ms']:.0f}; {ours['gc_collections'][2]} gen2 GC passes, longest "
+            f"{ours['gc_max_pause_ms'][2]:.0f} ms"
+            + (f"; a full pass of the heap before any trigger: {floor:.0f} ms" if floor is not None else "")
+            + f"){note}",
         )
     )
     good = ours["events_ok"] == n and not ours["extra_events"] and not ours["timed_out"]
     checks.append(("every wait ends correctly (success, right job id)", good, f"{ours['events_ok']}/{n}"))
     exact = (
-        ours["polls_min"] == ours["polls_max"] == args.k
+        ours["polls_min"] == ours["polls_max"] == args.k + 1
         and ours["wasted_requests"] == 0
         and ours["other_job_requests"] == 0
     )
     checks.append(
         (
-            "requests per wait = polls needed, none wasted",
+            "requests per wait = polls needed (K+1), none wasted",
             exact,
-            f"{ours['requests_per_wait']:.3f} per wait, polls {ours['polls_min']}..{ours['polls_max']}",
+            f"{ours['requests_per_wait']:.3f} per wait (K+1 = {args.k + 1}), polls "
+            f"{ours['polls_min']}..{ours['polls_max']}, wasted {ours['wasted_requests']}",
         )
     )
     checks.append(
@@ -694,12 +805,13 @@ def check_targets(
         )
     )
     if base is not None:
-        ratio = ours["cpu_s"] / base["cpu_s"] if base["cpu_s"] else float("inf")
+        ratio = ours["cpu_waits_s"] / base["cpu_waits_s"] if base["cpu_waits_s"] else float("inf")
         checks.append(
             (
                 f"client CPU per wait <= {TARGET_CPU_RATIO:g} x baseline",
                 ratio <= TARGET_CPU_RATIO,
-                f"{1000 * ours['cpu_s'] / n:.3f} ms vs {1000 * base['cpu_s'] / n:.3f} ms = {ratio:.2f}x",
+                f"{1000 * ours['cpu_waits_s'] / n:.3f} ms vs {1000 * base['cpu_waits_s'] / n:.3f} ms = "
+                f"{ratio:.2f}x",
             )
         )
     checks.append(
@@ -735,7 +847,7 @@ def check_targets(
 def linear_fit(
     series: dict[int, dict[str, dict[str, Any]]], side: str
 ) -> tuple[float, float, float, dict[int, float]]:
-    points = [(n, r[side]["cpu_s"]) for n, r in sorted(series.items()) if side in r]
+    points = [(n, r[side]["cpu_waits_s"]) for n, r in sorted(series.items()) if side in r]
     xs, ys = [p[0] for p in points], [p[1] for p in points]
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
     sxx = sum((x - mx) ** 2 for x in xs)
@@ -758,11 +870,11 @@ def print_series(series: dict[int, dict[str, dict[str, Any]]]) -> None:
         for side in SIDES:
             r = res.get(side)
             cells.append(
-                f"{1000 * r['cpu_s'] / n:16.3f} {r['lag_max_ms']:10.1f} {r['rss_per_trigger_kb']:11.1f}"
+                f"{1000 * r['cpu_waits_s'] / n:16.3f} {r['lag_max_ms']:10.1f} {r['rss_per_trigger_kb']:11.1f}"
                 if r
                 else f"{'-':>16} {'-':>10} {'-':>11}"
             )
-        ratio = _ratio(res["ours"]["cpu_s"], res["baseline"]["cpu_s"]) if len(res) == 2 else "-"
+        ratio = _ratio(res["ours"]["cpu_waits_s"], res["baseline"]["cpu_waits_s"]) if len(res) == 2 else "-"
         print(f"{n:>6} | {cells[0]} | {cells[1]} | {ratio:>9}")
     for side in SIDES:
         if all(side in res for res in series.values()):
@@ -777,7 +889,14 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-n", "--n", type=int, default=TARGET_N, help="concurrent waits (default 5000)")
-    parser.add_argument("-k", "--k", type=int, default=3, help="polls each job needs (default 3)")
+    parser.add_argument(
+        "-k",
+        "--k",
+        type=int,
+        default=2,
+        help="polls each job needs after the first: it is done K intervals after the wait starts, so K+1 "
+        "requests is the minimum and K x interval the ideal wall time (default 2)",
+    )
     parser.add_argument(
         "--interval",
         type=float,
@@ -889,13 +1008,19 @@ def main(argv: list[str] | None = None) -> int:
         if len(series) > 1:
             print_series(series)
         final = series[max(series)]
+        print()
+        for side, r in final.items():
+            d = r["deferral"]
+            print(
+                f"{side:8} deferral path: {d['sensor']}(deferrable=True).execute() -> TaskDeferred("
+                f"{d['classpath'].rsplit('.', 1)[1]}, method_name={d['method_name']!r}, timeout "
+                f"{_fmt(d['deferral_timeout_s'], 0)} s); kwargs {', '.join(d['kwargs'])} stored via {d['serde']}, "
+                f"no secret; connection {r['connection']['conn_id']!r} (conn_type "
+                f"{r['connection']['conn_type']!r}) found by BaseHook.aget_connection from its AIRFLOW_CONN_ "
+                f"env var outside a task"
+            )
         if "ours" in final:
             ours = final["ours"]
-            print(
-                f"\nconnection lookup: BaseHook.aget_connection({ours['connection']['conn_id']!r}) outside a "
-                f"task found conn_type {ours['connection']['conn_type']!r} (AIRFLOW_CONN_ env var); "
-                f"kwargs round trip: {ours['serde']}"
-            )
             print(f"\n=== targets (N = {ours['n']}) ===")
             for label, ok, detail in check_targets(final, args, series if len(series) >= 3 else None):
                 mark = "n/a " if ok is None else ("MET " if ok else "MISS")
