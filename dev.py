@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
 import venv
@@ -45,12 +44,9 @@ def ensure_venv(airflow_version: str) -> Path:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + pins).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and python.exists():
         return python
-    if python.exists():  # made for other pins: start clean, as uv keeps what already satisfies a range
-        print(f"Rebuilding {venv_dir.name} (pyproject.toml or pins changed) ...", flush=True)
-        shutil.rmtree(venv_dir)
-    if not python.exists():
-        print(f"Creating {venv_dir.name} ...", flush=True)
-        venv.EnvBuilder(with_pip=True).create(venv_dir)
+    # A venv made for other pins starts clean (clear=True): uv keeps what already satisfies a range.
+    print(f"{'Rebuilding' if python.exists() else 'Creating'} {venv_dir.name} ...", flush=True)
+    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
     _run(
         [
