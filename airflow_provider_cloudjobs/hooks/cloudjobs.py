@@ -9,13 +9,12 @@ sockets and, through :data:`~airflow_provider_cloudjobs.auth.tokens.TOKEN_CACHE`
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import json
 import logging
 import ssl
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -101,29 +100,6 @@ async def close_shared_session() -> None:
     session = _sessions.pop(asyncio.get_running_loop(), None)
     if session is not None:
         await session.close()
-
-
-# Per event loop: how many waits are using its shared session (see shared_session_lease).
-_session_users: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, int] = weakref.WeakKeyDictionary()
-
-
-@contextlib.asynccontextmanager
-async def shared_session_lease() -> AsyncIterator[None]:
-    """Hold the loop's shared session for one wait; the last wait out closes it.
-
-    A triggerer's one loop keeps its session while any trigger runs. Where a loop serves a single wait
-    (``dag.test()`` runs each trigger in a loop of its own) the session is closed, not leaked: it holds
-    its loop through its connector, so the weak map alone would keep both forever.
-    """
-    loop = asyncio.get_running_loop()
-    _session_users[loop] = _session_users.get(loop, 0) + 1
-    try:
-        yield
-    finally:
-        _session_users[loop] -= 1
-        if not _session_users[loop]:
-            del _session_users[loop]
-            await close_shared_session()
 
 
 @functools.lru_cache(maxsize=64)

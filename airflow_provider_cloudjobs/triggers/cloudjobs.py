@@ -8,7 +8,6 @@ second one that takes the trigger over) resumes the same wait instead of startin
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -17,7 +16,8 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
 from airflow_provider_cloudjobs.exceptions import CloudJobsError
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, shared_session_lease
+from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, close_shared_session
+from airflow_provider_cloudjobs.poll_scheduler import PollScheduler
 from airflow_provider_cloudjobs.profiles import ServiceProfile
 from airflow_provider_cloudjobs.waiting import JobWait
 
@@ -79,13 +79,25 @@ class CloudJobTrigger(BaseTrigger):
         hook = CloudJobsHook(self.cloudjobs_conn_id, max_retries=0)
         profile = ServiceProfile.from_dict(self.service, self.profile) if self.profile else None
         wait = JobWait(self.job_id, self.service, self.end_time, self.not_found_until, seen=self.job_seen)
-        async with shared_session_lease():
+        # The loop's scheduler decides when this wait polls (see poll_scheduler: one timer for all waits,
+        # a bounded number of polls at once); the last wait out closes the loop's HTTP session.
+        scheduler = PollScheduler.enter()
+        scheduler.on_last_leave(close_shared_session)
+        try:
+            delay = 0.0
             while True:
-                outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
+                turn = scheduler.turn(delay)
+                try:
+                    await turn
+                    outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
+                finally:
+                    scheduler.done(turn)
                 if isinstance(outcome, dict):
                     yield TriggerEvent(outcome)
                     return
-                await asyncio.sleep(wait.sleep_for(self.poll_interval, outcome, time.time()))
+                delay = wait.sleep_for(self.poll_interval, outcome, time.time())
+        finally:
+            await scheduler.leave()
 
     async def _poll(
         self, hook: CloudJobsHook, profile: ServiceProfile | None, wait: JobWait

@@ -281,3 +281,26 @@ async def test_the_last_trigger_out_closes_the_shared_session(cloud_simulator, c
     events = await asyncio.gather(*(first(trigger) for trigger in triggers))
     assert {event["status"] for event in events} == {"success"}
     assert loop not in hook_module._sessions  # closed and forgotten: nothing holds the loop any more
+
+
+async def test_many_waits_never_send_more_polls_at_once_than_the_scheduler_allows(
+    cloud_simulator, conn, monkeypatch
+):
+    """Thousands of waits starting together (a triggerer restarting) must not hit the cloud in one burst."""
+    from airflow_provider_cloudjobs.poll_scheduler import PollScheduler
+
+    monkeypatch.setattr(PollScheduler, "max_in_flight", 4)
+    job_ids = [cloud_simulator.create_job("ecs", polls_to_finish=2) for _ in range(24)]
+    # slow answers (one per job; a slow answer does not advance its job), so that polls of waits let go
+    # together would pile up at the server
+    cloud_simulator.inject_fault("slow", delay=0.1, count=len(job_ids), path_contains="/jobs/")
+    try:
+        events = await asyncio.wait_for(
+            asyncio.gather(*(_collect(make_trigger(conn, job_id, "ecs")) for job_id in job_ids)), 60
+        )
+    finally:
+        await close_shared_session()
+    assert [event["status"] for event in events] == ["success"] * len(job_ids)
+    stats = cloud_simulator.stats()
+    assert stats["job_requests"] == 3 * len(job_ids)
+    assert stats["max_concurrent_requests"] <= 4
