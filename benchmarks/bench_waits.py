@@ -766,6 +766,15 @@ def print_table(n: int, args: argparse.Namespace, res: dict[str, dict[str, Any]]
         b, bv = value(base, key, digits)
         print(f"{label:{width}} {a:>18} {b:>18} {(_ratio(av, bv) if ratio else ''):>14}")
     for side, r in res.items():
+        # When the full collections fell: during start-up (triggers created until created_after_s) or
+        # once per poll round (every interval), and what each cost the loop.
+        passes = ", ".join(f"{at:.1f} s ({ms:.0f} ms)" for at, ms in r.get("gc_gen2_passes", [])[:12])
+        more = len(r.get("gc_gen2_passes", [])) - 12
+        print(
+            f"  {side} gen2 passes at (last trigger started {r['created_after_s']:.1f} s): "
+            f"{passes or 'none'}{f' and {more} more' if more > 0 else ''}"
+        )
+    for side, r in res.items():
         if r.get("wrong_count") or r.get("crashed") or r.get("timed_out") or r.get("extra_events"):
             print(
                 f"  !! {side}: {r['wrong_count']} wrong events {r['wrong']}, crashed {r['crashed']}, "
