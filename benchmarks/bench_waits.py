@@ -235,8 +235,7 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     result["gc_full_pass_before_ms"] = 1000 * (time.perf_counter() - floor_started)
     # Cyclic-GC pauses, timed (two clock reads per collection): they are most of the loop lag.
-    gc_pauses: list[tuple[int, float]] = []
-    gen2_passes: list[tuple[float, float]] = []  # (seconds since t0, pause)
+    gc_pauses: list[tuple[int, float, float]] = []  # (generation, seconds since t0 at its end, pause)
     gc_started = [0.0]
 
     def on_gc(phase: str, info: dict[str, Any]) -> None:
@@ -244,9 +243,7 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
             gc_started[0] = time.perf_counter()
         else:
             ended = time.perf_counter()
-            gc_pauses.append((info["generation"], ended - gc_started[0]))
-            if info["generation"] == 2:
-                gen2_passes.append((ended - t0, ended - gc_started[0]))
+            gc_pauses.append((info["generation"], ended - t0, ended - gc_started[0]))
 
     gc.callbacks.append(on_gc)
     if spec.get("gc") == "freeze":
@@ -347,13 +344,13 @@ async def _child_async(spec: dict[str, Any]) -> dict[str, Any]:
             ),
             "probe_ticks": len(lags),
             "gc_mode": spec.get("gc", "default"),
-            "gc_collections": [sum(1 for g, _ in gc_pauses if g == gen) for gen in (0, 1, 2)],
+            "gc_collections": [sum(1 for g, _, _ in gc_pauses if g == gen) for gen in (0, 1, 2)],
             "gc_max_pause_ms": [
-                1000 * max((d for g, d in gc_pauses if g == gen), default=0.0) for gen in (0, 1, 2)
+                1000 * max((d for g, _, d in gc_pauses if g == gen), default=0.0) for gen in (0, 1, 2)
             ],
-            "gc_total_pause_ms": 1000 * sum(d for _, d in gc_pauses),
-            "gc_gen2_passes": [(round(at, 2), round(1000 * pause, 1)) for at, pause in gen2_passes],
-            "first_event_s": min((t for t, _ in events.values()), default=float("nan")),
+            "gc_total_pause_ms": 1000 * sum(d for _, _, d in gc_pauses),
+            "gc_gen2_passes": [(round(at, 2), round(1000 * d, 1)) for g, at, d in gc_pauses if g == 2],
+            "first_event_s": first_event if events else float("nan"),
             "rss0_mb": rss0 / 2**20,
             "rss_peak_waiting_mb": peak_rss / 2**20,
             "rss_per_trigger_kb": (peak_rss - rss0) / n / 1024,
@@ -768,8 +765,9 @@ def print_table(n: int, args: argparse.Namespace, res: dict[str, dict[str, Any]]
     for side, r in res.items():
         # When the full collections fell: during start-up (triggers created until created_after_s) or
         # once per poll round (every interval), and what each cost the loop.
-        passes = ", ".join(f"{at:.1f} s ({ms:.0f} ms)" for at, ms in r.get("gc_gen2_passes", [])[:12])
-        more = len(r.get("gc_gen2_passes", [])) - 12
+        gen2 = r.get("gc_gen2_passes", [])
+        passes = ", ".join(f"{at:.1f} s ({ms:.0f} ms)" for at, ms in gen2[:12])
+        more = len(gen2) - 12
         print(
             f"  {side} gen2 passes at (last trigger started {r['created_after_s']:.1f} s): "
             f"{passes or 'none'}{f' and {more} more' if more > 0 else ''}"
