@@ -13,6 +13,7 @@ import json
 import socket
 import struct
 import uuid
+import zlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -116,6 +117,8 @@ async def _serve_fault(
     kind = fault.kind
     if kind == "429":
         headers = {} if fault.retry_after is None else {"Retry-After": _retry_after_text(fault.retry_after)}
+        if fault.retry_after_text is not None:
+            headers["Retry-After"] = fault.retry_after_text
         message = (
             "The throttling threshold has been reached: policy user over ratelimit,limit:100,time:1 minute"
         )
@@ -170,7 +173,69 @@ async def _serve_fault(
     if kind == "json_not_object":  # valid JSON, but no job: what a misconfigured gateway may send
         _PEEK.set(True)
         return web.Response(status=200, text="[]", content_type="application/json")
+    if kind in HOSTILE_FAULTS:
+        return await _serve_hostile(request, fault, handler)
     raise AssertionError(f"unhandled fault kind {kind}")
+
+
+HOSTILE_FAULTS = ("redirect", "drip", "huge", "gzip_bomb", "deep_json", "garbage_html")
+
+
+async def _serve_hostile(request: web.Request, fault: Fault, handler: Handler) -> web.StreamResponse:
+    """Answers a hostile or broken endpoint gives: the client must neither leak, stall nor bloat on them."""
+    kind, size = fault.kind, fault.size or 1_000_000
+    if kind == "redirect":  # a 307 keeps method and body: a client that follows re-sends both
+        return web.Response(status=307, headers={"Location": str(fault.location)})
+    if kind == "huge":  # streamed without a Content-Length: the client only learns the size by reading
+        return await _stream(request, b'{"pad":"', b"x" * 65536, size // 65536, b'"}', 0.0)
+    if kind == "gzip_bomb":
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+        zeros = b"0" * (1 << 20)
+        body = b"".join(packer.compress(zeros) for _ in range(max(1, size >> 20))) + packer.flush()
+        return web.Response(
+            status=200, body=body, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"}
+        )
+    if kind == "deep_json":
+        depth = size // 2
+        return web.Response(status=200, body=b"[" * depth + b"]" * depth, content_type="application/json")
+    if kind == "garbage_html":  # broken tags that make a backtracking regex scan the rest for each one
+        return web.Response(
+            status=503, body=(b"<title<a " * (size // 9 + 1))[:size], content_type="text/html"
+        )
+    # drip: the real answer, one byte at a time, so that no single read ever times out
+    _PEEK.set(True)
+    full = await _call(request, handler)
+    body = full.body if isinstance(full, web.Response) and isinstance(full.body, bytes) else b"{}"
+    return await _stream(request, b"", body, 1, b"", fault.delay or 0.0, bytewise=True)
+
+
+async def _stream(
+    request: web.Request,
+    head: bytes,
+    piece: bytes,
+    repeat: int,
+    tail: bytes,
+    pause: float,
+    *,
+    bytewise: bool = False,
+) -> web.StreamResponse:
+    """Write ``head``, ``piece`` x ``repeat`` (byte by byte with ``pause`` after each if ``bytewise``),
+    ``tail``; a client that hangs up early ends it quietly."""
+    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    await response.prepare(request)
+    try:
+        await response.write(head)
+        for _ in range(repeat):
+            parts = [piece[i : i + 1] for i in range(len(piece))] if bytewise else [piece]
+            for part in parts:
+                await response.write(part)
+                if pause:
+                    await asyncio.sleep(pause)
+        await response.write(tail)
+        await response.write_eof()
+    except (ConnectionError, RuntimeError):
+        pass
+    return response
 
 
 def _retry_after_text(seconds: float) -> str:

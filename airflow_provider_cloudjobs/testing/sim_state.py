@@ -29,6 +29,13 @@ FAULT_KINDS = (
     "404",
     "token_expired",
     "iam_500",
+    # hostile answers (see sim_app._serve_fault): what a broken proxy or a malicious endpoint sends
+    "redirect",
+    "drip",
+    "huge",
+    "gzip_bomb",
+    "deep_json",
+    "garbage_html",
 )
 OUTCOMES = ("success", "fail")
 TERMINAL = ("success", "fail")
@@ -44,6 +51,9 @@ class Fault:
     path_contains: str | None = None
     retry_after: float | None = None
     delay: float | None = None
+    retry_after_text: str | None = None  # a raw Retry-After header ("0", "-5", an HTTP date ...)
+    location: str | None = None  # "redirect": where to send the client
+    size: int | None = None  # "huge", "gzip_bomb", "deep_json", "garbage_html", "drip": how many bytes
 
     def matches(self, route: str, path_qs: str, job_id: str | None) -> bool:
         is_iam = route.startswith("iam")
@@ -409,6 +419,9 @@ class SimState:
         path_contains: str | None = None,
         retry_after: float | None = None,
         delay: float | None = None,
+        retry_after_text: str | None = None,
+        location: str | None = None,
+        size: int | None = None,
     ) -> None:
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; known: {', '.join(FAULT_KINDS)}")
@@ -416,6 +429,10 @@ class SimState:
             raise ValueError("count must be >= 1")
         if kind == "slow" and (delay is None or float(delay) < 0):
             raise ValueError("a 'slow' fault needs delay >= 0 (seconds)")
+        if kind == "redirect" and not location:
+            raise ValueError("a 'redirect' fault needs a location (URL)")
+        if kind == "drip" and (delay is None or float(delay) < 0):
+            raise ValueError("a 'drip' fault needs delay >= 0 (seconds between bytes)")
         fault = Fault(
             kind,
             int(count),
@@ -423,6 +440,9 @@ class SimState:
             path_contains,
             None if retry_after is None else float(retry_after),
             None if delay is None else float(delay),
+            retry_after_text,
+            location,
+            None if size is None else int(size),
         )
         with self.lock:
             self.faults.append(fault)

@@ -274,11 +274,17 @@ class CloudSimulator:
         path_contains: str | None = None,
         retry_after: float | None = None,
         delay: float | None = None,
+        retry_after_text: str | None = None,
+        location: str | None = None,
+        size: int | None = None,
     ) -> None:
         """Queue ``count`` answers of ``kind`` (one of :data:`FAULT_KINDS`) for matching requests.
 
         Without ``path_contains`` a fault matches service calls only (``iam_500``: IAM calls only);
-        ``job_id`` narrows it to GETs of that job. Faults never advance a job.
+        ``job_id`` narrows it to GETs of that job. Faults never advance a job. The hostile kinds:
+        ``redirect`` (307 to ``location``), ``drip`` (the real answer, one byte every ``delay`` s),
+        ``huge`` (a 200 of ``size`` bytes), ``gzip_bomb`` (gzip that inflates to ``size`` bytes),
+        ``deep_json`` (arrays nested ``size`` deep), ``garbage_html`` (a 503 of ``size`` bytes of broken tags).
         """
         self.state.inject_fault(
             kind,
@@ -287,6 +293,9 @@ class CloudSimulator:
             path_contains=path_contains,
             retry_after=retry_after,
             delay=delay,
+            retry_after_text=retry_after_text,
+            location=location,
+            size=size,
         )
 
     def expire_tokens(self) -> None:
