@@ -7,24 +7,40 @@ request, and errors name the field. Secrets never appear in ``repr`` or in an er
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import logging
+import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
 from airflow_provider_cloudjobs.profiles import ServiceProfile
+from airflow_provider_cloudjobs.validation import shown
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "cloudjobs_default"
 CONN_TYPE = "cloudjobs"
 DEFAULT_ENDPOINT_DOMAIN = "myhuaweicloud.com"
 DEFAULT_TIMEOUT = 30.0
+MAX_TIMEOUT = 600.0
+DEFAULT_MAX_RESPONSE_BYTES = 8 << 20
+MAX_RESPONSE_BYTES_RANGE = (1 << 10, 256 << 20)
 AUTH_TYPES = ("password", "aksk", "token")
 
-_REGION = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
-_PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Patterns are matched whole (fullmatch): "$" would let a trailing newline through.
+_REGION = re.compile(r"[a-z0-9][a-z0-9-]{1,62}")
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_DOMAIN = re.compile(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,62}", re.IGNORECASE)
+_ACCESS_KEY = re.compile(r"[A-Za-z0-9]{1,128}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,65536}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off", ""}
 
@@ -45,6 +61,7 @@ class CloudJobsSettings:
     endpoints: Mapping[str, str] = field(default_factory=dict)
     verify: bool | str = True
     timeout: float = DEFAULT_TIMEOUT
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES
     console_url: str = ""
     services: Mapping[str, ServiceProfile] = field(default_factory=dict)
 
@@ -76,7 +93,7 @@ class CloudJobsSettings:
     def console_base(self) -> str:
         return (self.console_url or f"https://console.{self.endpoint_domain}").rstrip("/")
 
-    @property
+    @functools.cached_property
     def cache_key(self) -> str:
         """Identifies a credential set (not only the conn id): a rotated password gets a fresh token."""
         material = "\0".join(
@@ -105,21 +122,53 @@ def _as_bool_or_path(value: Any, conn_id: str) -> bool | str:
         return True
     if text.lower() in _FALSE:
         return not text  # an empty field is unset: verify, as by default
+    if not os.path.exists(text):
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: extra 'verify' must be true, false or the path of a CA bundle; "
+            f"{shown(text)} is neither a boolean nor an existing file"
+        )
     return text  # a CA bundle path
 
 
-def _as_float(value: Any, name: str, conn_id: str, default: float) -> float:
+def _as_number(value: Any, name: str, conn_id: str, default: float, bounds: tuple[float, float]) -> float:
     if value in (None, ""):
         return default
+    low, high = bounds
     try:
         number = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number) or not low < number <= high:
         raise CloudJobsInputError(
-            f"Connection {conn_id!r}: extra '{name}' must be a number, got {value!r}"
-        ) from None
-    if number <= 0:
-        raise CloudJobsInputError(f"Connection {conn_id!r}: extra '{name}' must be positive, got {value!r}")
+            f"Connection {conn_id!r}: extra '{name}' must be a number above {low:g} and at most {high:g}, "
+            f"got {shown(value)}"
+        )
     return number
+
+
+def _as_url(value: Any, name: str, conn_id: str) -> str:
+    """An http(s) base URL with a host and nothing that could send traffic elsewhere (userinfo, query)."""
+    text = str(value or "").strip()
+    if not text:
+        return ""
+    problem = None
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        parts, problem = None, "is not a URL"
+    if parts is not None:
+        if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+            problem = "must be an http(s) URL with a host"
+        elif "@" in parts.netloc:
+            problem = "must not hold user information ('@')"
+        elif parts.query or parts.fragment or "?" in text or "#" in text:
+            problem = "must not hold a query or fragment"
+        elif _CONTROL.search(text) or " " in text:
+            problem = "must not hold spaces or control characters"
+    if problem:
+        raise CloudJobsInputError(f"Connection {conn_id!r}: {name} {problem}, got {shown(text)}")
+    return text.rstrip("/")
 
 
 def _as_mapping(value: Any, name: str, conn_id: str) -> dict[str, Any]:
@@ -167,27 +216,28 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
     secret = str(get("token") or conn.password or "").strip() if auth_type == "token" else conn.password or ""
 
     region = str(get("region") or "").strip()
-    if region and not _REGION.match(region):
+    if region and not _REGION.fullmatch(region):
         raise CloudJobsInputError(
-            f"Connection {conn_id!r}: region {region!r} is not a region name like 'cn-north-4'"
+            f"Connection {conn_id!r}: region {shown(region)} is not a region name like 'cn-north-4'"
         )
     project_id = str(get("project_id") or "").strip()
-    if project_id and not _PROJECT_ID.match(project_id):
-        raise CloudJobsInputError(f"Connection {conn_id!r}: project_id {project_id!r} is not a project id")
+    if project_id and not _PROJECT_ID.fullmatch(project_id):
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: project_id {shown(project_id)} is not a project id "
+            "(letters, digits, '-' and '_' only, at most 64)"
+        )
+    endpoint_domain = str(get("endpoint_domain") or DEFAULT_ENDPOINT_DOMAIN).strip().strip(".")
+    if not _DOMAIN.fullmatch(endpoint_domain) or len(endpoint_domain) > 253:
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: endpoint_domain {shown(endpoint_domain)} is not a DNS domain like "
+            "'myhuaweicloud.com' (no scheme, path, port or '@')"
+        )
 
     endpoints = {
-        str(k).lower(): str(v) for k, v in _as_mapping(get("endpoints"), "endpoints", conn_id).items()
+        str(k).lower(): _as_url(v, f"endpoints[{str(k)[:40]!r}]", conn_id)
+        for k, v in _as_mapping(get("endpoints"), "endpoints", conn_id).items()
     }
-    for key, url in endpoints.items():
-        if not re.match(r"^https?://[^\s/]+", url):
-            raise CloudJobsInputError(
-                f"Connection {conn_id!r}: endpoints[{key!r}] must be an http(s) URL, got {url!r}"
-            )
-    iam_endpoint = str(get("iam_endpoint") or "").strip()
-    if iam_endpoint and not re.match(r"^https?://[^\s/]+", iam_endpoint):
-        raise CloudJobsInputError(
-            f"Connection {conn_id!r}: iam_endpoint must be an http(s) URL, got {iam_endpoint!r}"
-        )
+    iam_endpoint = _as_url(get("iam_endpoint"), "iam_endpoint", conn_id)
 
     services: dict[str, ServiceProfile] = {}
     for key, spec in _as_mapping(get("services"), "services", conn_id).items():
@@ -205,16 +255,45 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
         domain_name=str(get("domain_name") or "").strip(),
         region=region,
         project_id=project_id,
-        endpoint_domain=str(get("endpoint_domain") or DEFAULT_ENDPOINT_DOMAIN).strip().strip("."),
+        endpoint_domain=endpoint_domain,
         iam_endpoint=iam_endpoint,
         endpoints=endpoints,
         verify=_as_bool_or_path(get("verify"), conn_id),
-        timeout=_as_float(get("timeout"), "timeout", conn_id, DEFAULT_TIMEOUT),
-        console_url=str(get("console_url") or "").strip(),
+        timeout=_as_number(get("timeout"), "timeout", conn_id, DEFAULT_TIMEOUT, (0, MAX_TIMEOUT)),
+        max_response_bytes=int(
+            _as_number(
+                get("max_response_bytes"),
+                "max_response_bytes",
+                conn_id,
+                DEFAULT_MAX_RESPONSE_BYTES,
+                MAX_RESPONSE_BYTES_RANGE,
+            )
+        ),
+        console_url=_as_url(get("console_url"), "console_url", conn_id),
         services=services,
     )
     _check_credentials(settings)
+    _warn_if_insecure(settings)
     return settings
+
+
+def _warn_if_insecure(settings: CloudJobsSettings) -> None:
+    """Said once per lookup of the connection, the same on workers and in the triggerer."""
+    plain = sorted(
+        {url for url in (settings.iam_endpoint, *settings.endpoints.values()) if url.startswith("http:")}
+    )
+    if plain:
+        log.warning(
+            "Connection %r sends its credentials unencrypted (plain http) to %s: use https outside a test bed",
+            settings.conn_id,
+            ", ".join(plain),
+        )
+    if settings.verify is False:
+        log.warning(
+            "Connection %r has verify=false: TLS certificates are not checked, so anyone on the path can "
+            "read its credentials; set a CA bundle path instead",
+            settings.conn_id,
+        )
 
 
 def _check_credentials(settings: CloudJobsSettings) -> None:
@@ -240,12 +319,24 @@ def _check_credentials(settings: CloudJobsSettings) -> None:
             )
             if not value
         ]
+        if settings.login and not _ACCESS_KEY.fullmatch(settings.login):
+            raise CloudJobsInputError(
+                f"Connection {conn_id!r}: login (Access Key Id) must be letters and digits only"
+            )
         if not (settings.project_id or settings.region):
             missing.append("extra 'project_id' or 'region'")
     else:
         missing = [] if settings.secret else ["extra 'token' (the pre-issued token)"]
+        if settings.secret and not _TOKEN.fullmatch(settings.secret):
+            raise CloudJobsInputError(
+                f"Connection {conn_id!r}: the token holds spaces or control characters, which no token has"
+            )
         if not settings.project_id:
             missing.append("extra 'project_id' (a pre-issued token cannot tell us its project)")
+    if _CONTROL.search(settings.login + settings.domain_name):
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: login or extra 'domain_name' holds a control character (a newline?)"
+        )
     if missing:
         raise CloudJobsInputError(
             f"Connection {conn_id!r} (auth_type {settings.auth_type}) is missing: {'; '.join(missing)}"

@@ -4,11 +4,17 @@ Keys: ``service``, ``job_id``, ``status`` (raw), ``phase``, ``is_terminal``, ``p
 None), ``job_type``, ``resource_id``, ``resource_name``, ``error_code``, ``message``, ``created_at``,
 ``started_at``, ``updated_at``, ``ended_at`` (ISO-8601 UTC or None), ``sub_jobs`` (normalised,
 recursively), ``entities`` (dict) and ``raw`` (the body as received).
+
+``raw`` is kept once, on the top-level job: a sub-job's ``raw`` is None, its fields being in its
+parent's. Sub-jobs are read to :data:`MAX_SUB_JOB_DEPTH` levels and :data:`MAX_SUB_JOBS` in all, so the
+normalised job stays linear in the size of the body, whatever the body.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -20,6 +26,10 @@ from airflow_provider_cloudjobs.profiles import JobPhase, ServiceProfile, dig, f
 
 log = logging.getLogger(__name__)
 
+MAX_SUB_JOB_DEPTH = 8
+MAX_SUB_JOBS = 1000
+#: Statuses warned about once each; past this many distinct ones (a misbehaving service), no more warnings.
+MAX_WARNED_STATUSES = 256
 _warned_statuses: set[tuple[str, str]] = set()
 
 # Go's time.Time.String(): "2018-08-02 08:12:40.672772389 +0000 UTC" (nanoseconds, numeric offset, zone name).
@@ -83,9 +93,12 @@ def parse_progress(value: Any, scale: float = 1.0) -> float | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        number = float(value) * scale
+        try:
+            number = float(value) * scale
+        except OverflowError:
+            return None
     else:
-        text = str(value).strip()
+        text = str(value)[:32].strip()
         percent = text.endswith("%")
         try:
             number = float(text.rstrip("%").strip())
@@ -93,6 +106,8 @@ def parse_progress(value: Any, scale: float = 1.0) -> float | None:
             return None
         if not percent:
             number *= scale
+    if not math.isfinite(number):  # "nan" or "inf" says nothing about progress
+        return None
     return max(0.0, min(100.0, round(number, 2)))
 
 
@@ -103,25 +118,30 @@ def normalize_job(
     raw_job = dig(body, profile.root) if profile.root else body
     if not isinstance(raw_job, Mapping):
         raw_job = {}
-    job = _normalize(raw_job, profile, fallback_id=job_id)
+    job = _normalize(raw_job, profile, fallback_id=job_id, depth=0, budget=[MAX_SUB_JOBS])
     job["raw"] = dict(body)
     return job
 
 
 def _normalize(
-    raw_job: Mapping[str, Any], profile: ServiceProfile, fallback_id: str | None
+    raw_job: Mapping[str, Any],
+    profile: ServiceProfile,
+    fallback_id: str | None,
+    depth: int,
+    budget: list[int],
 ) -> dict[str, Any]:
+    """One job and, within ``depth`` and the shared ``budget`` of sub-jobs, its sub-jobs."""
     raw_status = dig(raw_job, profile.status)
     phase = profile.phase_of(raw_status)
     if phase is JobPhase.UNKNOWN:
         _warn_unknown_status(profile, raw_status)
 
-    raw_subs = dig(raw_job, profile.sub_jobs) if profile.sub_jobs else None
-    sub_jobs = [
-        {**_normalize(sub, profile, fallback_id=None), "raw": dict(sub)}
-        for sub in (raw_subs if isinstance(raw_subs, list) else [])
-        if isinstance(sub, Mapping)
-    ]
+    raw_subs = dig(raw_job, profile.sub_jobs) if profile.sub_jobs and depth < MAX_SUB_JOB_DEPTH else None
+    sub_jobs = []
+    for sub in raw_subs if isinstance(raw_subs, list) else []:
+        if isinstance(sub, Mapping) and budget[0] > 0:
+            budget[0] -= 1
+            sub_jobs.append(_normalize(sub, profile, None, depth + 1, budget))
     failed_subs = [sub for sub in sub_jobs if sub["phase"] == JobPhase.FAILED.value]
 
     error_code = first_value(raw_job, profile.error_code)
@@ -155,6 +175,7 @@ def _normalize(
         "ended_at": ended_at,
         "sub_jobs": sub_jobs,
         "entities": dict(entities) if isinstance(entities, Mapping) else {},
+        "raw": None,
     }
 
 
@@ -177,19 +198,23 @@ def _progress(
 def _text(value: Any) -> str | None:
     if value in (None, ""):
         return None
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, separators=(",", ":"))  # a structure where text was expected, kept readable
     return value if isinstance(value, str) else str(value)
 
 
 def _warn_unknown_status(profile: ServiceProfile, raw_status: Any) -> None:
-    key = (profile.key, repr(raw_status))
-    if key in _warned_statuses:
+    shown = repr(raw_status)
+    shown = shown if len(shown) <= 80 else shown[:79] + "…"
+    key = (profile.key, shown)
+    if key in _warned_statuses or len(_warned_statuses) >= MAX_WARNED_STATUSES:
         return
     _warned_statuses.add(key)
     log.warning(
-        "%s job status %r is not one this provider knows (%s): treating it as UNKNOWN and waiting on. "
+        "%s job status %s is not one this provider knows (%s): treating it as UNKNOWN and waiting on. "
         "Map it with a service profile if it is terminal.",
         profile.label,
-        raw_status,
+        shown,
         ", ".join(sorted(profile.phases)),
     )
 
@@ -208,21 +233,28 @@ def describe_progress(job: Mapping[str, Any]) -> str:
     return text
 
 
+def _short(value: Any, limit: int = 300) -> str:
+    text = str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def describe_failure(job: Mapping[str, Any]) -> str:
     """The failure message users see: service, job id, error code, message and the failed sub-jobs."""
     service = str(job.get("service", "")).upper()
     head = f"{service} job {job.get('job_id')} failed (status {job.get('status')!r})"
     if job.get("error_code"):
-        head += f": error code {job['error_code']}"
+        head += f": error code {_short(job['error_code'])}"
     if job.get("message"):
-        head += f"{',' if job.get('error_code') else ':'} {job['message']}"
+        head += f"{',' if job.get('error_code') else ':'} {_short(job['message'])}"
     failed = [sub for sub in job.get("sub_jobs") or [] if sub.get("phase") == JobPhase.FAILED.value]
     if failed:
         details = "; ".join(
-            f"{sub.get('job_type') or 'sub-job'} {sub.get('job_id')}"
-            + (f" [{sub['error_code']}]" if sub.get("error_code") else "")
-            + (f" {sub['message']}" if sub.get("message") else "")
-            for sub in failed
+            f"{_short(sub.get('job_type') or 'sub-job')} {_short(sub.get('job_id'))}"
+            + (f" [{_short(sub['error_code'])}]" if sub.get("error_code") else "")
+            + (f" {_short(sub['message'])}" if sub.get("message") else "")
+            for sub in failed[:10]
         )
+        if len(failed) > 10:
+            details += f"; and {len(failed) - 10} more"
         head += f". Failed sub-jobs: {details}"
     return head

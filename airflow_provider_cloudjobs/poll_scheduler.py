@@ -17,14 +17,10 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
-import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
 
 TICK = 0.02
 """Resolution of the wheel, seconds: a turn comes at most this much after its delay."""
-
-_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, PollScheduler] = weakref.WeakKeyDictionary()
 
 
 class PollScheduler:
@@ -32,17 +28,14 @@ class PollScheduler:
 
     Use::
 
-        scheduler = PollScheduler.enter()        # this wait now uses the loop's scheduler
-        try:
-            while ...:
-                turn = scheduler.turn(delay)
-                try:
-                    await turn                   # delay over and a poll slot free
-                    ...poll...
-                finally:
-                    scheduler.done(turn)         # frees the slot (or drops a turn not yet granted)
-        finally:
-            await scheduler.leave()              # the last wait out runs the close callback
+        scheduler = loop_state().scheduler       # the loop's one scheduler (see loop_state)
+        while ...:
+            turn = scheduler.turn(delay)
+            try:
+                await turn                       # delay over and a poll slot free
+                ...poll...
+            finally:
+                scheduler.done(turn)             # frees the slot (or drops a turn not yet granted)
 
     :param max_in_flight: turns granted and not yet done (the polls running at once). The loop's shared
         HTTP session pools 200 connections; a poll beyond this would wait for one anyway, holding a
@@ -62,42 +55,12 @@ class PollScheduler:
         self._ready: deque[asyncio.Future[None]] = deque()
         self._grant_pending = False
         self.in_flight = 0
-        self.users = 0
-        self._on_last_leave: list[Callable[[], Awaitable[None]]] = []
 
-    # ------------------------------------------------------------------ who uses it
-    @classmethod
-    def enter(cls) -> PollScheduler:
-        """The running loop's scheduler, counting one more wait that uses it."""
-        loop = asyncio.get_running_loop()
-        scheduler = _schedulers.get(loop)
-        if scheduler is None:
-            scheduler = _schedulers[loop] = cls(loop)
-        scheduler.users += 1
-        return scheduler
-
-    def on_last_leave(self, close: Callable[[], Awaitable[None]]) -> None:
-        """Run ``close`` when the last wait leaves (the loop's shared HTTP session is closed then)."""
-        if close not in self._on_last_leave:
-            self._on_last_leave.append(close)
-
-    async def leave(self) -> None:
-        """One wait less; the last one out forgets the scheduler and runs the close callbacks.
-
-        Where a loop serves a single wait (``dag.test()`` runs each trigger in a loop of its own) nothing
-        is left holding that loop: the weak map alone would keep it, as the scheduler refers to it.
-        """
-        self.users -= 1
-        if self.users > 0:
-            return
-        if _schedulers.get(self._loop) is self:
-            del _schedulers[self._loop]
+    def close(self) -> None:
+        """Stop the timer (the loop's last wait has left)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        closers, self._on_last_leave = self._on_last_leave, []
-        for close in closers:
-            await close()
 
     # ------------------------------------------------------------------ turns
     def turn(self, delay: float) -> asyncio.Future[None]:

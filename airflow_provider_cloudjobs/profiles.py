@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -39,6 +40,20 @@ Paths = tuple[str, ...]
 
 _SERVICE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
+_PATH_PLACEHOLDERS = frozenset({"project_id", "job_id"})
+
+
+def _placeholder_problem(path: str) -> str | None:
+    """What is wrong with a path template's placeholders (only {project_id} and {job_id} are filled)."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
+    except ValueError:
+        return "has an unbalanced '{' or '}'"
+    unknown = sorted(names - _PATH_PLACEHOLDERS)
+    if unknown:
+        return f"has placeholders {unknown} that are never filled (only {{project_id}} and {{job_id}} are)"
+    return None
+
 
 # The status words of the "v1 job" family (ECS, EVS, IMS, BMS, classic ELB, DWS, DCS ...).
 _V1_PHASES: Mapping[str, str] = {
@@ -101,6 +116,9 @@ class ServiceProfile:
             problems.append(f"key {self.key!r} must be lower-case letters, digits, '-' or '_'")
         if "{job_id}" not in self.path or not self.path.startswith("/"):
             problems.append(f"path {self.path!r} must start with '/' and contain '{{job_id}}'")
+        unknown = _placeholder_problem(self.path)
+        if unknown:
+            problems.append(f"path {self.path!r} {unknown}")
         if not self.host:
             problems.append("host must name the endpoint host prefix (e.g. 'ecs')")
         bad = {raw: phase for raw, phase in self.phases.items() if phase not in JobPhase.__members__}

@@ -20,7 +20,7 @@ from airflow_provider_cloudjobs.links import CONSOLE_URL_KEY, console_url
 from airflow_provider_cloudjobs.profiles import ServiceProfile, is_builtin
 from airflow_provider_cloudjobs.triggers.cloudjobs import CloudJobTrigger
 from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
-from airflow_provider_cloudjobs.waiting import ERROR, FAILED, SUCCESS, TIMEOUT, JobWait
+from airflow_provider_cloudjobs.waiting import ERROR, FAILED, SUCCESS, TIMEOUT, Finished, JobWait, PollOutcome
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -79,17 +79,17 @@ class CloudJobTaskMixin:
         start = time.time() if started_at is None else started_at
         return JobWait(self.job_id, self.service.lower(), start + timeout, start + self.not_found_grace)
 
-    def poll(self, wait: JobWait, profile: ServiceProfile, context: Context) -> dict[str, Any] | float | None:
-        """One sync poll: the final event, a delay to back off for, or None (go on at the normal pace)."""
+    def poll(self, wait: JobWait, profile: ServiceProfile, context: Context) -> PollOutcome:
+        """One sync poll: finished, or poll again (after the interval, or a backoff)."""
         try:
-            job = self.hook.get_job(self.job_id, profile.key, self.project_id)
+            job = self.hook.get_job(self.job_id, profile.key, self.project_id, profile)
         except CloudJobsError as exc:
             return wait.on_error(exc, self.log)
         first_sight = not wait.seen
-        final = wait.on_job(job, self.log)
+        outcome = wait.on_job(job, self.log)
         if first_sight:
             self.push_console_url(context, profile, job)
-        return final
+        return outcome
 
     def push_console_url(self, context: Context, profile: ServiceProfile, job: dict[str, Any]) -> None:
         url = console_url(self.hook.get_conn(), profile, job)
@@ -115,8 +115,10 @@ class CloudJobTaskMixin:
             timeout=timedelta(seconds=remaining + DEFERRAL_TIMEOUT_MARGIN),
         )
 
-    def finish(self, event: dict[str, Any], *, fail_on_job_failure: bool = True) -> dict[str, Any]:
+    def finish(self, event: dict[str, Any] | Finished, *, fail_on_job_failure: bool = True) -> dict[str, Any]:
         """The job to return as XCom, or the exception the contract's Outcomes table names."""
+        if isinstance(event, Finished):
+            event = event.event
         status, message, job = event.get("status"), event.get("message", ""), event.get("job")
         if status == SUCCESS and job is not None:
             self.log.info("%s", message)

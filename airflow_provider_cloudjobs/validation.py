@@ -7,8 +7,9 @@ from typing import Any
 
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,254}$")
-_PROJECT_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# Matched whole (fullmatch): "$" would let a trailing newline through.
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,254}")
+_PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _NAMED_PROBLEMS = (  # '..' first: "../x" is a path traversal attempt before it is a stray '/'
     ("..", "'..'"),
     ("/", "a '/'"),
@@ -19,20 +20,26 @@ _NAMED_PROBLEMS = (  # '..' first: "../x" is a path traversal attempt before it 
 )
 
 
+def shown(value: Any, limit: int = 80) -> str:
+    """A value quoted in an error message: its repr, cut short (a job id may come from anywhere)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def validate_job_id(job_id: Any) -> str:
     """A job id as it may appear in a URL path segment; the error names what is wrong with it."""
     if job_id is None or (isinstance(job_id, str) and not job_id.strip()):
         raise CloudJobsInputError("job_id is empty: pass the id the cloud returned when the job was created")
     if not isinstance(job_id, str):
-        raise CloudJobsInputError(f"job_id must be a string, got {type(job_id).__name__} {job_id!r}")
+        raise CloudJobsInputError(f"job_id must be a string, got {type(job_id).__name__} {shown(job_id)}")
     for needle, name in _NAMED_PROBLEMS:
         if needle in job_id:
-            raise CloudJobsInputError(f"job_id {job_id!r} contains {name}, which no cloud job id has")
+            raise CloudJobsInputError(f"job_id {shown(job_id)} contains {name}, which no cloud job id has")
     if any(ch.isspace() for ch in job_id):
-        raise CloudJobsInputError(f"job_id {job_id!r} contains whitespace, which no cloud job id has")
-    if not _SAFE_ID.match(job_id):
+        raise CloudJobsInputError(f"job_id {shown(job_id)} contains whitespace, which no cloud job id has")
+    if not _SAFE_ID.fullmatch(job_id):
         raise CloudJobsInputError(
-            f"job_id {job_id!r} has characters a cloud job id does not have "
+            f"job_id {shown(job_id)} has characters a cloud job id does not have "
             "(letters, digits and . _ : @ + - only, at most 255)"
         )
     return job_id
@@ -42,8 +49,8 @@ def validate_project_id(project_id: Any) -> str | None:
     """An optional project id override; None or empty means "the connection's project"."""
     if project_id is None or project_id == "":
         return None
-    if not isinstance(project_id, str) or not _PROJECT_ID.match(project_id):
+    if not isinstance(project_id, str) or not _PROJECT_ID.fullmatch(project_id):
         raise CloudJobsInputError(
-            f"project_id {project_id!r} is not a project id (letters, digits, '-' and '_' only, at most 64)"
+            f"project_id {shown(project_id)} is not a project id (letters, digits, '-' and '_' only, at most 64)"
         )
     return project_id

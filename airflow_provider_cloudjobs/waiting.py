@@ -1,5 +1,9 @@
 """The rules of a wait, in one place for the trigger, the sensor's poke and the operator's sync loop.
 
+Each poll has one typed outcome: :class:`Finished` with the final event, or :class:`PollAgain` after a
+delay (the normal interval, or a backoff that a ``Retry-After`` may lengthen). The trigger, the operator
+and the sensor in poke or reschedule mode all act on it the same way, and log what they then do.
+
 A wait ends in one of four events (plain dicts, as a ``TriggerEvent`` payload must be):
 ``success``, ``failed`` (the job failed), ``timeout`` (the absolute deadline passed) or ``error``
 (the wait cannot go on: the job vanished or never appeared, credentials refused, bad input). Each
@@ -34,6 +38,25 @@ class Log(Protocol):
 
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 POLL_JITTER = 0.1
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The wait is over: ``event`` is what the task gets."""
+
+    event: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class PollAgain:
+    """Poll again after ``delay`` seconds (None: the normal poll interval); ``reason`` says why, for the log."""
+
+    delay: float | None = None
+    reason: str = ""
+
+
+PollOutcome = Finished | PollAgain
+AGAIN = PollAgain()
 
 
 def short_id(job_id: str) -> str:
@@ -80,7 +103,7 @@ class JobWait:
             "fatal": fatal,
         }
 
-    def deadline_event(self, now: float | None = None) -> dict[str, Any] | None:
+    def deadline_event(self, now: float | None = None) -> Finished | None:
         now = time.time() if now is None else now
         if now < self.end_time:
             return None
@@ -90,10 +113,10 @@ class JobWait:
         else:  # a resumed trigger knows the job was seen before deferring, not how it looked
             where = " (seen before deferring)" if self.seen else " (never seen)"
         message = f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}"
-        return self.event(TIMEOUT, message, last_job)
+        return Finished(self.event(TIMEOUT, message, last_job))
 
-    def on_job(self, job: dict[str, Any], log: Log) -> dict[str, Any] | None:
-        """Record a successful poll; return the final event once the job is terminal."""
+    def on_job(self, job: dict[str, Any], log: Log) -> PollOutcome:
+        """Record a successful poll: finished once the job is terminal, else poll again at the interval."""
         self.seen = True
         self.retry_attempt = 0
         progress = describe_progress(job)
@@ -102,21 +125,23 @@ class JobWait:
             self._last_progress = progress
         if not job["is_terminal"]:
             self._last_job_json = json.dumps(job, separators=(",", ":"))
-            return None
+            return AGAIN
         if job["phase"] == "SUCCEEDED":
-            return self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job)
-        return self.event(FAILED, describe_failure(job), job)
+            return Finished(self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job))
+        return Finished(self.event(FAILED, describe_failure(job), job))
 
-    def on_error(self, exc: CloudJobsError, log: Log, now: float | None = None) -> dict[str, Any] | float:
-        """An error from a poll: the final event, or how long to wait before the next try."""
+    def on_error(self, exc: CloudJobsError, log: Log, now: float | None = None) -> PollOutcome:
+        """An error from a poll: finished (it cannot go on), or poll again after a backoff."""
         now = time.time() if now is None else now
         if isinstance(exc, CloudJobNotFoundError):
             if self.seen:
-                return self.event(
-                    ERROR,
-                    f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
-                    f"then the cloud answered 404 ({exc})",
-                    fatal=True,
+                return Finished(
+                    self.event(
+                        ERROR,
+                        f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
+                        f"then the cloud answered 404 ({exc})",
+                        fatal=True,
+                    )
                 )
             if now < self.not_found_until:
                 if not self._reported_invisible:
@@ -126,26 +151,33 @@ class JobWait:
                         self.not_found_until - now,
                     )
                     self._reported_invisible = True
-                return -1.0  # poll again at the normal interval
-            return self.event(
-                ERROR,
-                f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
-                f"404 for the whole grace period ({exc})",
-                fatal=True,
+                return AGAIN
+            return Finished(
+                self.event(
+                    ERROR,
+                    f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
+                    f"404 for the whole grace period ({exc})",
+                    fatal=True,
+                )
             )
         if isinstance(exc, CloudJobsAPIError) and exc.retryable and not isinstance(exc, CloudJobsAuthError):
             self.retry_attempt += 1
-            delay = backoff_delay(self.retry_attempt, exc.retry_after)
-            log.warning("%s: %s; retrying in %.1fs", self.label, exc, delay)
-            return delay
+            return PollAgain(backoff_delay(self.retry_attempt, exc.retry_after), str(exc))
         fatal = isinstance(exc, (CloudJobsAuthError, CloudJobsInputError))
-        return self.event(
-            ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal
+        return Finished(
+            self.event(
+                ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal
+            )
         )
 
-    def sleep_for(self, poll_interval: float, requested: float = -1.0, now: float | None = None) -> float:
-        """Next sleep: the poll interval with jitter (or a backoff delay), never past the deadline."""
+    def sleep_for(self, poll_interval: float, again: PollAgain, log: Log, now: float | None = None) -> float:
+        """How long to sleep before the next poll: the interval with jitter, or the backoff the outcome
+        asks for; never past the deadline. A backoff is logged here, as the delay that will be kept."""
         now = time.time() if now is None else now
-        if requested < 0:
+        requested = again.delay
+        if requested is None:
             requested = poll_interval * random.uniform(1 - POLL_JITTER, 1 + POLL_JITTER)
-        return max(0.0, min(requested, self.end_time - now))
+        delay = max(0.0, min(requested, self.end_time - now))
+        if again.reason:
+            log.warning("%s: %s; retrying in %.1fs", self.label, again.reason, delay)
+        return delay

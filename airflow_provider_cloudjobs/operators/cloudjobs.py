@@ -18,6 +18,7 @@ from airflow_provider_cloudjobs.task_support import (
     CloudJobTaskMixin,
     default_deferrable,
 )
+from airflow_provider_cloudjobs.waiting import Finished
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -86,15 +87,12 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
             return job
         wait = self.new_wait(self.timeout)
         while True:
-            outcome = self.poll(wait, profile, context)
-            if isinstance(outcome, dict):
+            outcome = wait.deadline_event() or self.poll(wait, profile, context)
+            if isinstance(outcome, Finished):
                 return self.finish(outcome, fail_on_job_failure=self.fail_on_job_failure)
             if self.deferrable:
                 self.defer_wait(wait, profile, self.poll_interval)
-            timed_out = wait.deadline_event()
-            if timed_out:
-                return self.finish(timed_out)
-            time.sleep(wait.sleep_for(self.poll_interval, -1.0 if outcome is None else outcome))
+            time.sleep(wait.sleep_for(self.poll_interval, outcome, self.log))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         job = event.get("job")

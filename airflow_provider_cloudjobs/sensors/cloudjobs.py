@@ -15,7 +15,7 @@ from airflow_provider_cloudjobs.task_support import (
     CloudJobTaskMixin,
     default_deferrable,
 )
-from airflow_provider_cloudjobs.waiting import JobWait
+from airflow_provider_cloudjobs.waiting import Finished, JobWait, PollAgain
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -59,6 +59,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
         self.not_found_grace = float(not_found_grace)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._wait: JobWait | None = None
+        self._backoff: float | None = None
 
     def execute(self, context: Context) -> Any:
         profile = self.validated_profile()
@@ -66,7 +67,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
             return super().execute(context)
         wait = self.new_wait(self.timeout)
         outcome = self.poll(wait, profile, context)
-        if isinstance(outcome, dict):
+        if isinstance(outcome, Finished):
             return self.finish(outcome)
         self.defer_wait(wait, profile, self.poke_interval)
 
@@ -77,9 +78,24 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
             start = context["ti"].start_date
             self._wait = self.new_wait(float("inf"), start.timestamp() if start else time.time())
         outcome = self.poll(self._wait, profile, context)
-        if isinstance(outcome, dict):
+        if isinstance(outcome, Finished):
             return PokeReturnValue(is_done=True, xcom_value=self.finish(outcome))
+        if outcome.delay is not None:
+            # A backoff (Retry-After included) replaces the next poke interval, below. In reschedule mode
+            # the wait (and its count of failures) starts afresh with every try: never come back sooner
+            # than poke_interval there.
+            if self.reschedule:
+                outcome = PollAgain(max(outcome.delay, self.poke_interval), outcome.reason)
+            self._backoff = self._wait.sleep_for(self.poke_interval, outcome, self.log)
         return False
+
+    def _get_next_poke_interval(self, started_at: Any, run_duration: Any, poke_count: int) -> float:
+        """Airflow's next poke interval, unless the last poll asked to back off for longer or shorter:
+        then exactly the backoff it logged."""
+        backoff, self._backoff = self._backoff, None
+        if backoff is not None:
+            return backoff
+        return float(super()._get_next_poke_interval(started_at, run_duration, poke_count))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         job = event.get("job")

@@ -1,6 +1,7 @@
 """CloudJobTrigger: waits on a cloud job inside the triggerer, without holding a worker slot.
 
-Fully async: the connection comes from ``aget_connection``, HTTP goes through the loop's shared
+Fully async: the connection comes from ``aget_connection`` (once per connection for the whole loop, and
+again after IAM refused it, so a rotated password is picked up), HTTP goes through the loop's shared
 aiohttp session and the process-wide token cache. Its kwargs are plain data with no secret; the
 deadline and the 404 grace window are absolute epoch seconds, so a triggerer that restarts (or a
 second one that takes the trigger over) resumes the same wait instead of starting a new one.
@@ -16,10 +17,10 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
 from airflow_provider_cloudjobs.exceptions import CloudJobsError
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook, close_shared_session
-from airflow_provider_cloudjobs.poll_scheduler import PollScheduler
+from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+from airflow_provider_cloudjobs.loop_state import LoopState
 from airflow_provider_cloudjobs.profiles import ServiceProfile
-from airflow_provider_cloudjobs.waiting import JobWait
+from airflow_provider_cloudjobs.waiting import Finished, JobWait, PollOutcome
 
 
 class CloudJobTrigger(BaseTrigger):
@@ -81,28 +82,25 @@ class CloudJobTrigger(BaseTrigger):
         wait = JobWait(self.job_id, self.service, self.end_time, self.not_found_until, seen=self.job_seen)
         # The loop's scheduler decides when this wait polls (see poll_scheduler: one timer for all waits,
         # a bounded number of polls at once); the last wait out closes the loop's HTTP session.
-        scheduler = PollScheduler.enter()
-        scheduler.on_last_leave(close_shared_session)
+        state = LoopState.enter()
         try:
             delay = 0.0
             while True:
-                turn = scheduler.turn(delay)
+                turn = state.scheduler.turn(delay)
                 try:
                     await turn
                     outcome = wait.deadline_event() or await self._poll(hook, profile, wait)
                 finally:
-                    scheduler.done(turn)
-                if isinstance(outcome, dict):
-                    yield TriggerEvent(outcome)
+                    state.scheduler.done(turn)
+                if isinstance(outcome, Finished):
+                    yield TriggerEvent(outcome.event)
                     return
-                delay = wait.sleep_for(self.poll_interval, outcome, time.time())
+                delay = wait.sleep_for(self.poll_interval, outcome, type(self).logger(), time.time())
         finally:
-            await scheduler.leave()
+            await state.leave()
 
-    async def _poll(
-        self, hook: CloudJobsHook, profile: ServiceProfile | None, wait: JobWait
-    ) -> dict[str, Any] | float:
-        """One poll: the final event, or the delay the wait asks for (-1: the normal interval).
+    async def _poll(self, hook: CloudJobsHook, profile: ServiceProfile | None, wait: JobWait) -> PollOutcome:
+        """One poll: finished, or poll again (after the interval, or a backoff).
 
         A method of its own so the job it fetched is freed when it returns, not held in ``run()``'s frame
         through the sleep: with thousands of waits, what they hold is what each full GC pass walks while
@@ -114,4 +112,4 @@ class CloudJobTrigger(BaseTrigger):
             job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
         except CloudJobsError as exc:
             return wait.on_error(exc, log)
-        return wait.on_job(job, log) or -1.0
+        return wait.on_job(job, log)

@@ -265,22 +265,27 @@ async def test_undefined_connection_ends_the_wait_with_a_clear_error(cloud_simul
 
 
 async def test_the_last_trigger_out_closes_the_shared_session(cloud_simulator, conn):
-    from airflow_provider_cloudjobs.hooks import cloudjobs as hook_module
+    from airflow_provider_cloudjobs import loop_state as loop_state_module
 
     loop = asyncio.get_running_loop()
     job_ids = [cloud_simulator.create_job("ecs", polls_to_finish=2 + i % 3) for i in range(6)]
+    sessions = []
     triggers = [make_trigger(conn, job_id, "ecs") for job_id in job_ids]
 
     async def first(trigger: CloudJobTrigger) -> dict:
         async for event in trigger.run():
             # While a trigger is running, the loop's one session is open for it and the others.
-            assert not hook_module._sessions[loop].closed
+            session = loop_state_module._states[loop].session()
+            assert not session.closed
+            sessions.append(session)
             return event.payload
         raise AssertionError("trigger ended without an event")
 
     events = await asyncio.gather(*(first(trigger) for trigger in triggers))
     assert {event["status"] for event in events} == {"success"}
-    assert loop not in hook_module._sessions  # closed and forgotten: nothing holds the loop any more
+    assert len({id(session) for session in sessions}) == 1  # one session for all six
+    assert sessions[0].closed
+    assert loop not in loop_state_module._states  # closed and forgotten: nothing holds the loop any more
 
 
 async def test_many_waits_never_send_more_polls_at_once_than_the_scheduler_allows(

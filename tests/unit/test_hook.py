@@ -104,8 +104,7 @@ def test_password_scope_by_region_name_when_no_project_id(cloud_simulator, cloud
 
 
 def test_pre_issued_token(cloud_simulator, cloudjobs_conn):
-    password_conn = cloudjobs_conn("cj_password")
-    token = CloudJobsHook(password_conn)._token(CloudJobsHook(password_conn).get_conn()).value
+    token = cloud_simulator.issue_token()
     conn_id = cloudjobs_conn("cj_token", auth_type="token", token=token)
     job_id = cloud_simulator.create_job("elb", polls_to_finish=1)
     assert CloudJobsHook(conn_id).get_job(job_id, "elb")["phase"] == "SUCCEEDED"
@@ -154,7 +153,7 @@ def test_concurrent_threads_share_one_token_fetch(cloud_simulator, cloudjobs_con
 
 
 async def test_concurrent_coroutines_share_one_token_and_one_session(cloud_simulator, cloudjobs_conn):
-    from airflow_provider_cloudjobs.hooks import cloudjobs as hook_module
+    from airflow_provider_cloudjobs.loop_state import loop_state
 
     conn_id = cloudjobs_conn()
     job_ids = [cloud_simulator.create_job("ecs", polls_to_finish=9) for _ in range(40)]
@@ -168,7 +167,7 @@ async def test_concurrent_coroutines_share_one_token_and_one_session(cloud_simul
             for obj in gc.get_objects()
             if type(obj) is aiohttp.ClientSession and not obj.closed and obj._loop is loop
         ]
-        assert open_here == [hook_module._sessions[loop]]  # one session for all 40 calls
+        assert open_here == [loop_state().session()]  # one session for all 40 calls
     finally:
         await close_shared_session()
 
@@ -298,8 +297,7 @@ def test_generic_request_creates_a_cce_cluster(cloud_simulator, cloudjobs_conn):
 def test_test_connection_reports_success(cloud_simulator, cloudjobs_conn, auth_type):
     extra = {}
     if auth_type == "token":
-        password_conn = cloudjobs_conn("cj_for_token")
-        extra["token"] = CloudJobsHook(password_conn)._token(CloudJobsHook(password_conn).get_conn()).value
+        extra["token"] = cloud_simulator.issue_token()
     conn_id = cloudjobs_conn(auth_type=auth_type, **extra)
     ok, message = CloudJobsHook(conn_id).test_connection()
     assert ok, message

@@ -70,7 +70,9 @@ def test_uri_form_with_string_extras():
     assert settings.base_url(BUILTIN_PROFILES["dws"]) == "http://127.0.0.1:9"
 
 
-def test_json_env_form(monkeypatch):
+def test_json_env_form(monkeypatch, tmp_path):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("")
     monkeypatch.setenv(
         "AIRFLOW_CONN_CJ_JSON",
         json.dumps(
@@ -78,7 +80,7 @@ def test_json_env_form(monkeypatch):
                 "conn_type": "cloudjobs",
                 "login": "u",
                 "password": "p",
-                "extra": {"domain_name": "d", "project_id": "abc", "verify": "/etc/ssl/ca.pem"},
+                "extra": {"domain_name": "d", "project_id": "abc", "verify": str(bundle)},
             }
         ),
     )
@@ -86,7 +88,7 @@ def test_json_env_form(monkeypatch):
 
     settings = CloudJobsHook("cj_json").get_conn()
     assert (settings.login, settings.domain_name, settings.project_id) == ("u", "d", "abc")
-    assert settings.verify == "/etc/ssl/ca.pem"
+    assert settings.verify == str(bundle)
 
 
 def test_token_auth_reads_token_from_extra():

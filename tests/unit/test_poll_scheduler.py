@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from airflow_provider_cloudjobs import poll_scheduler
 from airflow_provider_cloudjobs.poll_scheduler import PollScheduler
 
 
@@ -22,10 +21,10 @@ async def iterations(count: int = 3) -> None:
 
 @pytest.fixture
 async def scheduler() -> AsyncIterator[PollScheduler]:
-    """The test's loop's scheduler, entered as one wait; left (and the loop forgotten) afterwards."""
-    scheduler = PollScheduler.enter()
+    """A scheduler on the test's loop; its timer stopped afterwards."""
+    scheduler = PollScheduler(asyncio.get_running_loop())
     yield scheduler
-    await scheduler.leave()
+    scheduler.close()
 
 
 def granted(turns: list[asyncio.Future[None]]) -> int:
@@ -133,28 +132,3 @@ async def test_a_timer_parked_turn_cancelled_is_never_granted(scheduler):
     assert turn.cancelled()
     assert scheduler.in_flight == 1  # only the one granted
     scheduler.done(follow)
-
-
-async def test_the_last_wait_out_runs_the_close_callbacks_and_forgets_the_loop():
-    loop = asyncio.get_running_loop()
-    closed: list[str] = []
-
-    async def close() -> None:
-        closed.append("session")
-
-    first, second = PollScheduler.enter(), PollScheduler.enter()
-    assert first is second
-    assert first.users == 2
-    first.on_last_leave(close)
-    second.on_last_leave(close)  # registered once however many waits ask
-    parked = first.turn(30)  # a timer armed for a wait that then went away
-    first.done(parked)
-    await first.leave()
-    assert closed == []
-    assert loop in poll_scheduler._schedulers
-    await second.leave()
-    assert closed == ["session"]
-    assert loop not in poll_scheduler._schedulers
-    assert first._timer is None
-    assert PollScheduler.enter() is not first  # a later wait starts afresh
-    await poll_scheduler._schedulers[loop].leave()
