@@ -309,3 +309,31 @@ async def test_many_waits_never_send_more_polls_at_once_than_the_scheduler_allow
     stats = cloud_simulator.stats()
     assert stats["job_requests"] == 3 * len(job_ids)
     assert stats["max_concurrent_requests"] <= 4
+
+
+async def test_a_password_rotated_during_the_wait_is_picked_up(cloud_simulator, cloudjobs_conn, monkeypatch):
+    """The admin rotates the IAM password and updates the connection while a wait is under way; then the
+    wait's token expires. The trigger logs in with what it read at start, is refused, re-reads the
+    connection and goes on with the new password instead of failing the task."""
+    from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+
+    conn_id = cloudjobs_conn()
+    job_id = cloud_simulator.create_job("cce", polls_to_finish=3)
+    real_send = CloudJobsHook._asend
+    rotated: list[bool] = []
+
+    async def send_then_rotate(self, request):
+        response = await real_send(self, request)
+        if "/jobs/" in request.url and not rotated:  # right after the wait's first poll
+            rotated.append(True)
+            cloud_simulator.add_user(simulator.USER_NAME, "Rotated-Pa55word")
+            cloudjobs_conn(password="Rotated-Pa55word")
+            cloud_simulator.expire_tokens()
+        return response
+
+    monkeypatch.setattr(CloudJobsHook, "_asend", send_then_rotate)
+    event = await first_event(make_trigger(conn_id, job_id))
+    assert event["status"] == "success", event["message"]
+    stats = cloud_simulator.stats()
+    assert stats["iam_token_calls"] == 3  # the first login, the refused old password, the new one
+    assert stats["auth_failures"] >= 1

@@ -276,3 +276,17 @@ def test_a_token_expiring_behind_the_local_clock_is_still_reused(
     for _ in range(5):
         hook.get_job(job_id, "cce")
     assert cloud_simulator.stats()["iam_token_calls"] == 1
+
+
+# -- the environment cannot change what is sent -----------------------------------------------------------
+def test_a_netrc_entry_does_not_replace_the_aksk_signature(
+    cloud_simulator, cloudjobs_conn, monkeypatch, tmp_path
+):
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login someone password other-secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    conn_id = cloudjobs_conn(auth_type="aksk")
+    job_id = cloud_simulator.create_job("ecs", polls_to_finish=1)
+    assert CloudJobsHook(conn_id, max_retries=0).get_job(job_id, "ecs")["phase"] == "SUCCEEDED"
