@@ -55,6 +55,7 @@ from airflow_provider_cloudjobs.transport import BodyReader, connection_error, t
 from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
 
 T = TypeVar("T")
+Profile = ServiceProfile | None
 DEFAULT_MAX_RETRIES = 4
 _CHUNK = 64 << 10
 
@@ -126,21 +127,13 @@ class CloudJobsHook(BaseHook):
         return get_profile(service, (settings or self._settings or _EMPTY).services)
 
     def get_job(
-        self,
-        job_id: str,
-        service: str = "cce",
-        project_id: str | None = None,
-        profile: ServiceProfile | None = None,
+        self, job_id: str, service: str = "cce", project_id: str | None = None, profile: Profile = None
     ) -> dict[str, Any]:
         """The job as it is now, normalised (see :mod:`airflow_provider_cloudjobs.job`)."""
         return self._drive(self._job_flow(job_id, service, project_id, profile))
 
     async def aget_job(
-        self,
-        job_id: str,
-        service: str = "cce",
-        project_id: str | None = None,
-        profile: ServiceProfile | None = None,
+        self, job_id: str, service: str = "cce", project_id: str | None = None, profile: Profile = None
     ) -> dict[str, Any]:
         """Async :meth:`get_job`; ``profile`` lets a trigger bring a service the triggerer never registered."""
         return await self._adrive(self._job_flow(job_id, service, project_id, profile))
