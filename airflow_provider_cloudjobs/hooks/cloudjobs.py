@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
 import ssl
 import time
 from collections.abc import Mapping
@@ -261,7 +262,7 @@ class CloudJobsHook(BaseHook):
                 data=request.body or None,
                 headers=dict(request.headers),
                 timeout=(request.timeout, request.timeout),
-                verify=request.verify,
+                verify=_sync_verify(request.verify),
                 allow_redirects=False,
                 stream=True,
                 proxies=_sync_proxies(request.url),
@@ -368,6 +369,13 @@ def _project_from_listing(settings: CloudJobsSettings, listing: Any) -> str:
         f"Connection {settings.conn_id!r}: IAM knows no project named {settings.region!r}; "
         "set extra 'project_id'"
     )
+
+
+def _sync_verify(verify: bool | str) -> bool | str:
+    """``verify=true`` honours REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, as requests' trust_env would."""
+    if verify is True:
+        return os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
+    return verify
 
 
 def _sync_proxies(url: str) -> dict[str, str]:
