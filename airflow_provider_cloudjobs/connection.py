@@ -277,23 +277,28 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
     return settings
 
 
+_warned: set[tuple[str, str]] = set()
+
+
 def _warn_if_insecure(settings: CloudJobsSettings) -> None:
-    """Said once per lookup of the connection, the same on workers and in the triggerer."""
+    """Said once per connection and process, the same on workers and in the triggerer."""
     plain = sorted(
         {url for url in (settings.iam_endpoint, *settings.endpoints.values()) if url.startswith("http:")}
     )
+    warnings = []
     if plain:
-        log.warning(
-            "Connection %r sends its credentials unencrypted (plain http) to %s: use https outside a test bed",
-            settings.conn_id,
-            ", ".join(plain),
+        warnings.append(
+            f"sends its credentials unencrypted (plain http) to {', '.join(plain)}: use https outside a test bed"
         )
     if settings.verify is False:
-        log.warning(
-            "Connection %r has verify=false: TLS certificates are not checked, so anyone on the path can "
-            "read its credentials; set a CA bundle path instead",
-            settings.conn_id,
+        warnings.append(
+            "has verify=false: TLS certificates are not checked, so anyone on the path can read its "
+            "credentials; set a CA bundle path instead"
         )
+    for text in warnings:
+        if (settings.conn_id, text) not in _warned and len(_warned) < 256:
+            _warned.add((settings.conn_id, text))
+            log.warning("Connection %r %s", settings.conn_id, text)
 
 
 def _check_credentials(settings: CloudJobsSettings) -> None:

@@ -29,6 +29,11 @@ DEFAULT_NOT_FOUND_GRACE = 120.0
 # The trigger's own deadline fires first and says what the job was doing; Airflow's deferral
 # timeout is only the safety net behind it.
 DEFERRAL_TIMEOUT_MARGIN = 60.0
+FAILED_NEXT_STEPS = (
+    ". Next: this task is not retried (a failed cloud job does not heal); what the job was building may "
+    "remain in the cloud (see the Cloud console link): fix the cause, delete or repair the resource, then "
+    "clear the task that started the job (clearing only this task waits on the same failed job again)"
+)
 
 
 def default_deferrable() -> bool:
@@ -85,16 +90,18 @@ class CloudJobTaskMixin:
             job = self.hook.get_job(self.job_id, profile.key, self.project_id, profile)
         except CloudJobsError as exc:
             return wait.on_error(exc, self.log)
-        first_sight = not wait.seen
-        outcome = wait.on_job(job, self.log)
-        if first_sight:
-            self.push_console_url(context, profile, job)
-        return outcome
+        if not wait.seen:
+            url = self.push_console_url(context, profile, job)
+            wait.announce(
+                job, self.log, getattr(self, "poll_interval", getattr(self, "poke_interval", 0)), url
+            )
+        return wait.on_job(job, self.log)
 
-    def push_console_url(self, context: Context, profile: ServiceProfile, job: dict[str, Any]) -> None:
+    def push_console_url(self, context: Context, profile: ServiceProfile, job: dict[str, Any]) -> str:
         url = console_url(self.hook.get_conn(), profile, job)
         if url:
             context["ti"].xcom_push(key=CONSOLE_URL_KEY, value=url)
+        return url
 
     def defer_wait(self, wait: JobWait, profile: ServiceProfile, poll_interval: float) -> None:
         trigger = CloudJobTrigger(
@@ -130,7 +137,7 @@ class CloudJobTaskMixin:
                 )
                 return job
             self._skip_if_soft(message)
-            raise AirflowFailException(message)
+            raise AirflowFailException(message + FAILED_NEXT_STEPS)
         if status == TIMEOUT:
             self._skip_if_soft(message)
             raise self.timeout_exception(message)

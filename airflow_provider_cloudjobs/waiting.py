@@ -13,9 +13,11 @@ carries ``job`` (the last normalised job seen, or None) and a ``message`` for hu
 from __future__ import annotations
 
 import json
+import math
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Protocol
 
 from airflow_provider_cloudjobs.exceptions import (
@@ -38,6 +40,8 @@ class Log(Protocol):
 
 SUCCESS, FAILED, TIMEOUT, ERROR = "success", "failed", "timeout", "error"
 POLL_JITTER = 0.1
+#: A job whose progress line has not changed is said to be "still" so, at most this often (seconds).
+STILL_EVERY = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,13 @@ def short_id(job_id: str) -> str:
     return job_id if len(job_id) <= 12 else job_id[:8] + "…"
 
 
+def utc_text(epoch: float, with_date: bool = True) -> str:
+    if not math.isfinite(epoch):
+        return "no deadline"
+    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if with_date else "%H:%M UTC")
+
+
 @dataclass(slots=True)
 class JobWait:
     """Where one wait stands. Everything a restarted triggerer needs is in its kwargs, not here.
@@ -81,6 +92,8 @@ class JobWait:
     _last_job_json: str | None = None
     _last_progress: str | None = None
     _reported_invisible: bool = False
+    _changed_at: float = 0.0
+    _said_at: float = 0.0
 
     @property
     def last_job(self) -> dict[str, Any] | None:
@@ -112,17 +125,43 @@ class JobWait:
             where = f" (last seen: {describe_progress(last_job)})"
         else:  # a resumed trigger knows the job was seen before deferring, not how it looked
             where = " (seen before deferring)" if self.seen else " (never seen)"
-        message = f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}"
+        message = (
+            f"Timed out waiting for {self.service.upper()} job {self.job_id}{where}: the deadline "
+            f"{utc_text(self.end_time)} passed. The job itself goes on in the cloud; look at it in the "
+            "console, then wait on the same job id again with a longer timeout, or delete what it created"
+        )
         return Finished(self.event(TIMEOUT, message, last_job))
 
-    def on_job(self, job: dict[str, Any], log: Log) -> PollOutcome:
+    def announce(self, job: dict[str, Any], log: Log, poll_interval: float, console: str) -> None:
+        """The first line about a job: all an operator needs to find it and to know when the wait ends."""
+        what = ", ".join(
+            str(part)
+            for part in (job.get("job_type"), job.get("resource_id"), job.get("resource_name"))
+            if part
+        )
+        log.info(
+            "Waiting for %s job %s%s: polling every %gs until %s; console: %s",
+            self.service.upper(),
+            self.job_id,
+            f" ({what})" if what else "",
+            poll_interval,
+            utc_text(self.end_time),
+            console or "none for this service",
+        )
+
+    def on_job(self, job: dict[str, Any], log: Log, now: float | None = None) -> PollOutcome:
         """Record a successful poll: finished once the job is terminal, else poll again at the interval."""
+        now = time.time() if now is None else now
         self.seen = True
         self.retry_attempt = 0
         progress = describe_progress(job)
         if progress != self._last_progress:
             log.info("%s %s", self.label, progress)
             self._last_progress = progress
+            self._changed_at = self._said_at = now
+        elif now - self._said_at >= STILL_EVERY:
+            log.info("%s still %s (last change %s)", self.label, progress, utc_text(self._changed_at, False))
+            self._said_at = now
         if not job["is_terminal"]:
             self._last_job_json = json.dumps(job, separators=(",", ":"))
             return AGAIN

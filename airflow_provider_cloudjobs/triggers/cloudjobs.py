@@ -18,6 +18,7 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
 from airflow_provider_cloudjobs.exceptions import CloudJobsError
 from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+from airflow_provider_cloudjobs.links import console_url
 from airflow_provider_cloudjobs.loop_state import LoopState
 from airflow_provider_cloudjobs.profiles import ServiceProfile
 from airflow_provider_cloudjobs.waiting import Finished, JobWait, PollOutcome
@@ -112,4 +113,8 @@ class CloudJobTrigger(BaseTrigger):
             job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
         except CloudJobsError as exc:
             return wait.on_error(exc, log)
+        if not wait.seen:
+            settings = await hook.aget_conn()
+            url = console_url(settings, profile or hook.profile(self.service, settings), job)
+            wait.announce(job, log, self.poll_interval, url)
         return wait.on_job(job, log)

@@ -92,11 +92,19 @@ def test_good_urls_keep_their_path_and_lose_the_trailing_slash(tmp_path):
     assert (parsed.verify, parsed.timeout, parsed.max_response_bytes) == (str(bundle), 12.5, 65536)
 
 
-def test_plain_http_and_unverified_tls_are_warned_about(caplog):
+@pytest.fixture(autouse=True)
+def _forget_warnings(monkeypatch):
+    from airflow_provider_cloudjobs import connection
+
+    monkeypatch.setattr(connection, "_warned", set())
+
+
+def test_plain_http_and_unverified_tls_are_warned_about_once(caplog):
     with caplog.at_level(logging.WARNING, logger="airflow_provider_cloudjobs.connection"):
         settings(iam_endpoint="http://iam.example", verify="false")
-    assert "unencrypted (plain http) to http://iam.example" in caplog.text
-    assert "verify=false" in caplog.text
+        settings(iam_endpoint="http://iam.example", verify="false")
+    assert caplog.text.count("unencrypted (plain http) to http://iam.example") == 1
+    assert caplog.text.count("verify=false") == 1
 
 
 async def test_unverified_tls_is_warned_about_on_the_async_path_too(monkeypatch, caplog):

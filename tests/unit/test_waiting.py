@@ -12,7 +12,16 @@ from airflow_provider_cloudjobs.exceptions import (
     CloudJobsAPIError,
     CloudJobsAuthError,
 )
-from airflow_provider_cloudjobs.waiting import AGAIN, ERROR, SUCCESS, TIMEOUT, Finished, JobWait, PollAgain
+from airflow_provider_cloudjobs.waiting import (
+    AGAIN,
+    ERROR,
+    FAILED,
+    SUCCESS,
+    TIMEOUT,
+    Finished,
+    JobWait,
+    PollAgain,
+)
 
 log = logging.getLogger("test_waiting")
 T0 = 1_000_000.0
@@ -123,3 +132,46 @@ def test_after_a_normal_poke_airflow_keeps_its_own_interval(mode, monkeypatch):
 
     sensor = CloudJobSensor(task_id="t", job_id="job-1", mode=mode, poke_interval=42, deferrable=False)
     assert sensor._get_next_poke_interval(0.0, lambda: 1.0, 1) == 42
+
+
+# -- what the log says ----------------------------------------------------------------------------------
+def test_the_first_line_names_the_full_job_id_resource_interval_deadline_and_console(caplog):
+    w = JobWait("0123456789abcdef0123456789abcdef", "cce", end_time=T0 + 3600, not_found_until=T0)
+    seen = {**job("Running", "RUNNING", False), "job_type": "CreateCluster", "resource_id": "c-1"}
+    with caplog.at_level(logging.INFO, logger="test_waiting"):
+        w.announce(seen, log, 30, "https://console.example/cce/c-1")
+    line = caplog.records[-1].getMessage()
+    assert "CCE job 0123456789abcdef0123456789abcdef (CreateCluster, c-1)" in line
+    assert "polling every 30s until 1970-01-12 14:46:40 UTC" in line
+    assert "console: https://console.example/cce/c-1" in line
+
+
+def test_a_job_that_stays_the_same_is_said_to_be_still_so_every_ten_minutes(caplog):
+    w = wait()
+    running = job("RUNNING", "RUNNING", False)
+    with caplog.at_level(logging.INFO, logger="test_waiting"):
+        for minute in range(0, 31):
+            w.on_job(running, log, now=T0 + 60 * minute)
+    lines = [record.getMessage() for record in caplog.records]
+    still = [line for line in lines if "still" in line]
+    assert len(lines) == 4
+    assert len(still) == 3
+    assert still[0] == "ECS job job-1 still RUNNING (last change 13:46 UTC)"
+
+
+def test_the_timeout_says_the_deadline_and_that_the_cloud_job_goes_on():
+    message = wait().deadline_event(now=T0 + 601).event["message"]  # type: ignore[union-attr]
+    assert "the deadline 1970-01-12 13:56:40 UTC passed" in message
+    assert "goes on in the cloud" in message
+
+
+def test_a_failed_job_says_what_to_do_next():
+    from airflow_provider_cloudjobs._compat import AirflowFailException
+    from airflow_provider_cloudjobs.sensors.cloudjobs import CloudJobSensor
+
+    sensor = CloudJobSensor(task_id="t", job_id="job-1", deferrable=False)
+    failed = {"status": FAILED, "job": job("FAIL", "FAILED", True), "message": "ECS job job-1 failed: quota"}
+    with pytest.raises(AirflowFailException) as info:
+        sensor.finish(failed)
+    assert str(info.value).startswith("ECS job job-1 failed: quota. Next: this task is not retried")
+    assert "clear the task that started the job" in str(info.value)
