@@ -4,21 +4,23 @@
     python3 dev.py demo                  # the example DAG end to end against the local cloud simulator
     python3 dev.py test                  # every test (unit, through Airflow, end-to-end), then ruff and mypy
     python3 dev.py test --airflow 3.1.0  # the same on the oldest Airflow we support
+    python3 dev.py test --python 3.13    # ... on another interpreter (python3.13 on PATH, or pyenv's)
     python3 dev.py bench [args]          # the scale benchmark (not part of the test run)
 
-Each command first makes (or reuses) a virtual environment ``.venv-airflow-<version>`` holding this
-package in editable mode with its dev extras, installed with uv (itself pip-installed into the venv).
-Extra arguments after ``test`` go to pytest.
+Each command first makes (or reuses) a virtual environment ``.venv-airflow-<version>`` (with
+``--python X.Y``: ``.venv-py<X.Y>-airflow-<version>``) holding this package in editable mode with its dev
+extras, installed with uv (itself pip-installed into the venv). Extra arguments after ``test`` go to pytest.
 """
 
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -34,9 +36,23 @@ def _run(cmd: list[str], **kwargs) -> None:
     subprocess.run(cmd, check=True, cwd=ROOT, **kwargs)
 
 
-def ensure_venv(airflow_version: str) -> Path:
+def find_python(version: str | None) -> str:
+    """The interpreter for ``--python X.Y``: pyenv's (not its shim), else ``pythonX.Y`` on PATH; default:
+    the one running dev.py."""
+    if not version:
+        return sys.executable
+    installed = sorted(glob.glob(os.path.expanduser(f"~/.pyenv/versions/{version}*/bin/python{version}")))
+    on_path = shutil.which(f"python{version}")
+    found = installed[-1] if installed else (on_path if on_path and "/shims/" not in on_path else None)
+    if not found:
+        sys.exit(f"dev.py: no python{version} on PATH or under ~/.pyenv/versions")
+    return found
+
+
+def ensure_venv(airflow_version: str, python_version: str | None = None) -> Path:
     """Create or refresh the venv for one Airflow version; skipped when nothing it depends on changed."""
-    venv_dir = ROOT / f".venv-airflow-{airflow_version}"
+    prefix = f"py{python_version}-" if python_version else ""
+    venv_dir = ROOT / f".venv-{prefix}airflow-{airflow_version}"
     python = venv_dir / "bin" / "python"
     stamp = venv_dir / ".installed"
     as_of = RESOLVE_AS_OF.get(airflow_version)
@@ -44,9 +60,9 @@ def ensure_venv(airflow_version: str) -> Path:
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + pins).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and python.exists():
         return python
-    # A venv made for other pins starts clean (clear=True): uv keeps what already satisfies a range.
+    # A venv made for other pins starts clean (--clear): uv keeps what already satisfies a range.
     print(f"{'Rebuilding' if python.exists() else 'Creating'} {venv_dir.name} ...", flush=True)
-    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+    _run([find_python(python_version), "-m", "venv", "--clear", str(venv_dir)])
     _run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "uv"])
     _run(
         [
@@ -72,9 +88,12 @@ def main() -> int:
     )
     parser.add_argument("command", choices=["demo", "test", "lint", "bench", "setup"])
     parser.add_argument("--airflow", default=NEWEST_AIRFLOW, help="Airflow version to install and run on")
+    parser.add_argument(
+        "--python", default=None, help="interpreter version X.Y (default: the one running dev.py)"
+    )
     args, rest = parser.parse_known_args()
 
-    python = ensure_venv(args.airflow)
+    python = ensure_venv(args.airflow, args.python)
     env = dict(os.environ)
     env.pop("AIRFLOW_HOME", None)  # each command makes its own throwaway home; never touch the user's
     bin_dir = str(python.parent)
