@@ -70,7 +70,8 @@ async def test_success_event_carries_the_final_job_and_logs_progress_changes(
     assert f"CCE job {job_id} succeeded" in event["message"]
     text = logged_text(caplog, capsys)
     first = [line for line in text.splitlines() if f"Waiting for CCE job {job_id} (CreateCluster" in line]
-    assert len(first) == 1 and "polling every 0.05s until" in first[0], first  # the full id, once
+    assert len(first) == 1, first  # the full id, once
+    assert "polling every 0.05s until" in first[0], first
     progress_lines = [line for line in text.splitlines() if f"CCE job {job_id[:8]}…" in line]
     assert any("sub-jobs" in line and "%" in line for line in progress_lines), progress_lines
     assert len(progress_lines) <= 4  # one line per change, not per poll
