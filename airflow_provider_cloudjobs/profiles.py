@@ -456,6 +456,7 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             host="dcs",
             path="/v2/{project_id}/jobs/{job_id}",
             error_code=(),
+            entities="",
             console_path="/dcs/?region={region}#/dcs/manager/dcsList",
             display_name="DCS",
         ),
