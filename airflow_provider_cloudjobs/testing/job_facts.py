@@ -74,7 +74,11 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             not_job_fields=_API_ERROR,
         ),
         JobApiFacts(
-            "evs", "huaweicloudsdkevs.v2", "show_job", "ms_z", undocumented={"PENDING_PAYMENT": _PENDING_PAYMENT}
+            "evs",
+            "huaweicloudsdkevs.v2",
+            "show_job",
+            "ms_z",
+            undocumented={"PENDING_PAYMENT": _PENDING_PAYMENT},
         ),
         JobApiFacts(
             "ims",
@@ -137,7 +141,9 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             vocabulary="ListTasksRequest.status",
             undocumented={"PENDING": "TaurusDB's word, shared by the database services' profile"},
         ),
-        JobApiFacts("gaussdb", "huaweicloudsdkgaussdb.v3", "show_gauss_my_sql_job_info", "plus0000", id_param="id"),
+        JobApiFacts(
+            "gaussdb", "huaweicloudsdkgaussdb.v3", "show_gauss_my_sql_job_info", "plus0000", id_param="id"
+        ),
         JobApiFacts(
             "gaussdb-opengauss",
             "huaweicloudsdkgaussdbforopengauss.v3",

@@ -144,10 +144,16 @@ SERVICES: dict[str, ServiceSpec] = {
             "Insufficient quota.",
             "hex32",
         ),
-        ServiceSpec("eip", "createEip", "createSingleEip", "", "VPC.0521", "Insufficient EIP quota.", "hex32"),
+        ServiceSpec(
+            "eip", "createEip", "createSingleEip", "", "VPC.0521", "Insufficient EIP quota.", "hex32"
+        ),
         ServiceSpec("dds", "CreateMongoDB", "", "", "DBS.200022", "Failed to create the instance.", "uuid"),
-        ServiceSpec("gaussdb", "CreateGaussDBforMySQLInstance", "", "", "DBS.280238", "Creation failed.", "uuid"),
-        ServiceSpec("gaussdb-opengauss", "CreateGaussDBV5Instance", "", "", "DBS.280238", "Creation failed.", "uuid"),
+        ServiceSpec(
+            "gaussdb", "CreateGaussDBforMySQLInstance", "", "", "DBS.280238", "Creation failed.", "uuid"
+        ),
+        ServiceSpec(
+            "gaussdb-opengauss", "CreateGaussDBV5Instance", "", "", "DBS.280238", "Creation failed.", "uuid"
+        ),
         ServiceSpec("gaussdb-nosql", "CreateInstance", "", "", "DBS.200022", "Creation failed.", "uuid"),
         ServiceSpec("ddm", "CreateDDMInstance", "", "", "DBS.300002", "Creation failed.", "uuid"),
         ServiceSpec(

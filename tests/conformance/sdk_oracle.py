@@ -124,16 +124,17 @@ def list_item(module: ModuleType, type_text: Any) -> type | str | None:
 
 
 # -- documented status values -------------------------------------------------------------------
-_QUOTED = re.compile(r"“([A-Za-z][A-Za-z_]*)”([^“]*)")
-_PAIR = re.compile(r"(?<![A-Za-z_])([A-Za-z][A-Za-z_]*)\s*[：:]")
-_LISTED = re.compile(r"[：:]\s*([A-Za-z][A-Za-z_]*(?:\s*[,，、]\s*[A-Za-z][A-Za-z_]*)+)")
+_QUOTED = re.compile(r"\u201c([A-Za-z][A-Za-z_]*)\u201d([^\u201c]*)")
+_PAIR = re.compile(r"(?<![A-Za-z_])([A-Za-z][A-Za-z_]*)\s*[\uff1a:]")
+_LISTED = re.compile(r"[\uff1a:]\s*([A-Za-z][A-Za-z_]*(?:\s*[,\uff0c\u3001]\s*[A-Za-z][A-Za-z_]*)+)")
 
 
 def documented_values(doc: str) -> dict[str, str]:
     """Status values a docstring documents, each with the text that explains it.
 
-    The SDK writes them as ``- SUCCESS：成功。``, ``SUCCESS：成功RUNNING：运行中`` (no separator),
-    ``值为“Running”，表示任务正在执行``, or a plain list ``支持的状态为：Creating,Initializing,Running``.
+    The SDK writes them as ``VALUE<full-width colon>meaning`` pairs (with or without ``-`` bullets or any
+    separator between them), as quoted values (``<left quote>Running<right quote>, meaning``), or as a
+    plain list after a colon (``...<full-width colon>Creating,Initializing,Running``).
     """
     text = doc.split(":return:")[0].split(":param")[0]
     quoted = _QUOTED.findall(text)
@@ -148,7 +149,7 @@ def documented_values(doc: str) -> dict[str, str]:
         return values
     listed = _LISTED.search(text)
     if listed:
-        return {value.strip(): "" for value in re.split(r"[,，、]", listed.group(1))}
+        return {value.strip(): "" for value in re.split(r"[,\uff0c\u3001]", listed.group(1))}
     return {}
 
 

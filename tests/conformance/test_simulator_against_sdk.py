@@ -83,3 +83,20 @@ def test_every_service_is_served_at_its_profile_path_to_the_end(cloud_simulator,
         assert final["ended_at"] is not None
         if outcome == "fail" and BUILTIN_PROFILES[service].message:
             assert "simulated quota exhausted" in (final["message"] or "")
+
+
+@pytest.mark.parametrize("service", sorted(BUILTIN_PROFILES))
+def test_every_service_links_to_its_console_page(service: str) -> None:
+    """The task's "Cloud console" link: a page of the service's console in the job's region."""
+    from airflow_provider_cloudjobs.connection import CloudJobsSettings
+    from airflow_provider_cloudjobs.job import normalize_job
+    from airflow_provider_cloudjobs.links import console_url
+
+    settings = CloudJobsSettings(conn_id="c", auth_type="token", region="eu-west-101", project_id="p")
+    body = rendered_bodies(service)[2]  # the succeeded job
+    job = normalize_job(body, BUILTIN_PROFILES[service])
+    url = console_url(settings, BUILTIN_PROFILES[service], job)
+    assert url.startswith("https://console.myhuaweicloud.com/"), url
+    assert "region=eu-west-101" in url
+    if "{resource_id}" in BUILTIN_PROFILES[service].console_path:
+        assert url.endswith(job["resource_id"])

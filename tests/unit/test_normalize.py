@@ -286,7 +286,12 @@ def test_dws_stopped_job_ends_the_wait_and_queued_ones_wait(status, phase, termi
 
 @pytest.mark.parametrize(
     ("status", "phase"),
-    [("ROLLBACKING", "RUNNING"), ("ROLLBACK_FAIL", "FAILED"), ("CANCEL", "FAILED"), ("COMPLETE", "SUCCEEDED")],
+    [
+        ("ROLLBACKING", "RUNNING"),
+        ("ROLLBACK_FAIL", "FAILED"),
+        ("CANCEL", "FAILED"),
+        ("COMPLETE", "SUCCEEDED"),
+    ],
 )
 def test_elbv3_rollback_and_cancel_statuses(status, phase):
     job = normalize_job({"job": {"job_id": "j", "status": status, "sub_jobs": []}}, get_profile("elbv3"))
@@ -302,7 +307,12 @@ def test_ims_failed_sub_job_from_sub_jobs_result_is_named_in_the_failure():
             "error_code": "IMG.0024",
             "error": "Failed to create the image.",
             "sub_jobs_result": [
-                {"status": "SUCCESS", "job_id": "s-1", "job_type": "createImage", "entities": {"image_id": "i1"}},
+                {
+                    "status": "SUCCESS",
+                    "job_id": "s-1",
+                    "job_type": "createImage",
+                    "entities": {"image_id": "i1"},
+                },
                 {
                     "status": "FAIL",
                     "job_id": "s-2",
@@ -360,5 +370,9 @@ def test_sfs_turbo_lower_case_statuses_sub_jobs_and_space_separated_times():
         "sub_jobs": [{"status": "success", "job_id": "s1"}, {"status": "failed", "job_id": "s2"}],
     }
     job = normalize_job(body, get_profile("sfs-turbo"))
-    assert (job["phase"], job["error_code"], job["ended_at"]) == ("FAILED", "SFS.TC.0008", "2016-01-02T15:14:05.000000Z")
+    assert (job["phase"], job["error_code"], job["ended_at"]) == (
+        "FAILED",
+        "SFS.TC.0008",
+        "2016-01-02T15:14:05.000000Z",
+    )
     assert [sub["phase"] for sub in job["sub_jobs"]] == ["SUCCEEDED", "FAILED"]
