@@ -448,9 +448,9 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/vpc/?region={region}#/elb/detail/basicInfo?ulbId={resource_id}",
             display_name="ELB v3",
         ),
-        # DCS: neither the SDK's ShowJobInfo model nor its API reference page lists status values; the words
-        # are those of the job service DCS shares with ECS (INIT, RUNNING, SUCCESS, FAIL). The body has no
-        # error code and no resource id.
+        # DCS: the SDK's ShowJobInfo model lists no status values; the vocabulary (INIT, RUNNING, SUCCESS,
+        # FAIL) is its API reference page's, "Querying the Job Execution Result of a Tenant" (ShowJobInfo).
+        # The body has no error code and no resource id.
         ServiceProfile(
             key="dcs",
             host="dcs",

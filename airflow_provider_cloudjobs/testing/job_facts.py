@@ -120,7 +120,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "huaweicloudsdkdcs.v2",
             "show_job_info",
             "epoch_ms",
-            reference="DCS API reference: ShowJobInfo lists no values; the ECS-family job service's words",
+            reference="DCS API reference: Querying the Job Execution Result of a Tenant (ShowJobInfo)",
             statuses=("INIT", "RUNNING", "SUCCESS", "FAIL"),
             undocumented={"PENDING_PAYMENT": _PENDING_PAYMENT},
         ),
