@@ -27,8 +27,10 @@ def sdk_module(facts: JobApiFacts) -> ModuleType:
     """The SDK module of a service; the test skips (saying why) when the SDK is not installed."""
     assert facts.sdk is not None
     package = facts.sdk.split(".")[0]
-    pytest.importorskip("huaweicloudsdkcore", reason="the official SDK (dev extra) is not installed")
-    pytest.importorskip(package, reason=f"{package} (dev extra) is not installed")
+    pytest.importorskip(
+        "huaweicloudsdkcore", reason="the official SDK (the conformance extra) is not installed"
+    )
+    pytest.importorskip(package, reason=f"{package} (the conformance extra) is not installed")
     return importlib.import_module(facts.sdk)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from airflow_provider_cloudjobs.auth.signer import sign_request
 
-pytest.importorskip("huaweicloudsdkcore", reason="the official SDK (dev extra) is not installed")
+pytest.importorskip("huaweicloudsdkcore", reason="the official SDK (the conformance extra) is not installed")
 from huaweicloudsdkcore.auth.credentials import BasicCredentials
 from huaweicloudsdkcore.sdk_request import SdkRequest
 from huaweicloudsdkcore.signer.signer import Signer
