@@ -516,6 +516,19 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/cfw/?region={region}",
             display_name="CFW",
         ),
+        # CPH answers its status as a number: 1 running, 2 success, -1 failed.
+        ServiceProfile(
+            key="cph",
+            host="cph",
+            path="/v1/{project_id}/cloud-phone/jobs/{job_id}",
+            phases={"1": "RUNNING", "2": "SUCCEEDED", "-1": "FAILED"},
+            job_type=(),
+            resource_id=("phone_id", "server_id"),
+            message=("error_msg", "execute_msg"),
+            entities="",
+            console_path="/cph/?region={region}",
+            display_name="CPH",
+        ),
         ServiceProfile(
             key="swr",
             host="swr-api",

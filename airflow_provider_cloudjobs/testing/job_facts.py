@@ -171,6 +171,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
         ),
         JobApiFacts("sfs-turbo", "huaweicloudsdksfsturbo.v1", "show_job_detail", "space_seconds"),
         JobApiFacts("cfw", "huaweicloudsdkcfw.v1", "list_job", "plus0000"),
+        JobApiFacts("cph", "huaweicloudsdkcph.v1", "show_job", "seconds_z"),
         JobApiFacts(
             "swr",
             "huaweicloudsdkswr.v2",

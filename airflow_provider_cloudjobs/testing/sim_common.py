@@ -34,7 +34,7 @@ V1_FAMILY = ("ecs", "evs", "ims", "bms")
 V1_PATH_SERVICES = (*V1_FAMILY, "sdrs", "eip")
 """Every service answering on ``GET /v1/{project_id}/jobs/{job_id}`` (one job service behind them)."""
 NO_SUB_JOBS = (
-    *("ims", "dcs", "rds", "dws", "elb", "cfw", "swr"),
+    *("ims", "dcs", "rds", "dws", "elb", "cfw", "swr", "cph"),
     *("dds", "gaussdb", "gaussdb-opengauss", "gaussdb-nosql", "ddm"),
 )
 """Services whose job documents have no sub-jobs."""
@@ -160,6 +160,7 @@ SERVICES: dict[str, ServiceSpec] = {
             "sfs-turbo", "createShare", "createShareVM", "", "SFS.TC.0008", "Insufficient quota.", "uuid"
         ),
         ServiceSpec("cfw", "createFirewall", "", "", "CFW.00109003", "Creation failed.", "uuid"),
+        ServiceSpec("cph", "createCloudPhoneServer", "", "", "CPS.0005", "Insufficient resources.", "hex32"),
         ServiceSpec("swr", "CreateInstance", "", "", "SVCSTG.SWR.4000", "Creation failed.", "uuid"),
     )
 }
@@ -177,6 +178,7 @@ STATUS_WORDS: dict[str, tuple[str, str, str, str]] = {
     "ddm": ("Running", "Running", "Completed", "Failed"),
     "sfs-turbo": ("waiting", "running", "success", "failed"),
     "cfw": ("Running", "Running", "Success", "Failed"),
+    "cph": ("1", "1", "2", "-1"),
     "swr": ("Initializing", "Running", "Success", "Failed"),
 }
 V1_WORDS = ("INIT", "RUNNING", "SUCCESS", "FAIL")

@@ -301,7 +301,8 @@ def _profile_job(
     failed = snap_phase == "fail"
     code, message = _failure(job)
     body: Body = {}
-    _put(body, profile.status, status)
+    # A numeric status word is a number in the body (CPH: 1, 2, -1), as the SDK's model types it.
+    _put(body, profile.status, int(status) if status.lstrip("-").isdigit() else status)
     values: list[tuple[tuple[str, ...], Any]] = [
         (profile.job_id, job_id),
         (profile.job_type, job_type),

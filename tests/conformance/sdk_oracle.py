@@ -127,7 +127,7 @@ def list_item(module: ModuleType, type_text: Any) -> type | str | None:
 
 # -- documented status values -------------------------------------------------------------------
 _QUOTED = re.compile(r"\u201c([A-Za-z][A-Za-z_]*)\u201d([^\u201c]*)")
-_PAIR = re.compile(r"(?<![A-Za-z_])([A-Za-z][A-Za-z_]*)\s*[\uff1a:]")
+_PAIR = re.compile(r"(?<![A-Za-z_\d-])(-?\d+|[A-Za-z][A-Za-z_]*)\s*[\uff1a:]")
 _LISTED = re.compile(r"[\uff1a:]\s*([A-Za-z][A-Za-z_]*(?:\s*[,\uff0c\u3001]\s*[A-Za-z][A-Za-z_]*)+)")
 
 

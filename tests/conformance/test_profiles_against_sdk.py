@@ -230,8 +230,9 @@ class Builder:
         self.job_model: Any = None
 
     def _value(self, key: str, type_text: str, where: str, scenario: str, top: bool) -> Any:
-        if key in STATUS_KEYS and type_text == "str" and top:
-            return self.status_for[scenario]
+        if key in STATUS_KEYS and type_text in ("str", "int") and top:
+            status = self.status_for[scenario]
+            return int(status) if type_text == "int" else status
         if key in START_KEYS:
             return self.fmt(T_START) if top else "2020-01-01T00:00:00Z"
         if key in UPDATE_KEYS:

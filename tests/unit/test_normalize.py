@@ -376,3 +376,10 @@ def test_sfs_turbo_lower_case_statuses_sub_jobs_and_space_separated_times():
         "2016-01-02T15:14:05.000000Z",
     )
     assert [sub["phase"] for sub in job["sub_jobs"]] == ["SUCCEEDED", "FAILED"]
+
+
+@pytest.mark.parametrize(("status", "phase"), [(1, "RUNNING"), (2, "SUCCEEDED"), (-1, "FAILED")])
+def test_cph_numeric_statuses(status, phase):
+    body = {"job_id": "j", "status": status, "server_id": "srv-1", "error_code": None, "error_msg": None}
+    job = normalize_job(body, get_profile("cph"))
+    assert (job["status"], job["phase"], job["resource_id"]) == (status, phase, "srv-1")
