@@ -529,6 +529,31 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/cph/?region={region}",
             display_name="CPH",
         ),
+        # Workspace Application Streaming (app servers): errors and resources are on the sub-jobs only; the
+        # job's own error comes from its failed sub-job. Sub-jobs also report ABNORMAL and ABORTING
+        # (cancelled), which end them: FAILED; ROLLBACK (rolling back) is still running.
+        ServiceProfile(
+            key="workspace-app",
+            host="appstream",
+            path="/v2/{project_id}/job/{job_id}",
+            phases={
+                "WAITING": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAILED": "FAILED",
+                "ABNORMAL": "FAILED",
+                "ABORTING": "FAILED",
+                "ROLLBACK": "RUNNING",
+            },
+            job_id=("id",),
+            resource_id=("sub_jobs.0.job_resource_info.resource_id", "job_resource_info.resource_id"),
+            resource_name=("sub_jobs.0.job_resource_info.resource_name", "job_resource_info.resource_name"),
+            message=("error_message",),
+            sub_jobs="sub_jobs",
+            entities="",
+            console_path="/appstream/?region={region}",
+            display_name="Workspace Application Streaming",
+        ),
         ServiceProfile(
             key="swr",
             host="swr-api",

@@ -28,6 +28,7 @@ class JobApiFacts:
     :param not_job_fields: response fields that are not about the job (the query call's own error).
     :param time_format: name of the :mod:`sim_common` formatter that writes the documented time format.
     :param progress_style: how the body writes progress: ``"percent_text"`` (``"60%"``), ``"fraction"``.
+    :param sub_job_only: profile fields that only sub-jobs carry (the job itself has no such field).
     """
 
     service: str
@@ -41,6 +42,7 @@ class JobApiFacts:
     undocumented: Mapping[str, str] = field(default_factory=dict)
     not_job_fields: tuple[str, ...] = ()
     progress_style: str = "percent_text"
+    sub_job_only: tuple[str, ...] = ()
 
 
 _PENDING_PAYMENT = (
@@ -172,6 +174,13 @@ JOB_FACTS: dict[str, JobApiFacts] = {
         JobApiFacts("sfs-turbo", "huaweicloudsdksfsturbo.v1", "show_job_detail", "space_seconds"),
         JobApiFacts("cfw", "huaweicloudsdkcfw.v1", "list_job", "plus0000"),
         JobApiFacts("cph", "huaweicloudsdkcph.v1", "show_job", "seconds_z"),
+        JobApiFacts(
+            "workspace-app",
+            "huaweicloudsdkworkspaceapp.v1",
+            "show_job_detail",
+            "seconds_z",
+            sub_job_only=("error_code", "message", "resource_id", "resource_name"),
+        ),
         JobApiFacts(
             "swr",
             "huaweicloudsdkswr.v2",

@@ -44,6 +44,7 @@ JOB_ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("job:v3", "/v3/{project_id}/jobs/{job_id}", ("ddm", "cfw")),
     ("job:sfs-turbo", "/v1/{project_id}/sfs-turbo/jobs/{job_id}", ("sfs-turbo",)),
     ("job:cph", "/v1/{project_id}/cloud-phone/jobs/{job_id}", ("cph",)),
+    ("job:workspace-app", "/v2/{project_id}/job/{job_id}", ("workspace-app",)),
 )
 
 

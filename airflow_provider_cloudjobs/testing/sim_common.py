@@ -161,6 +161,9 @@ SERVICES: dict[str, ServiceSpec] = {
         ),
         ServiceSpec("cfw", "createFirewall", "", "", "CFW.00109003", "Creation failed.", "uuid"),
         ServiceSpec("cph", "createCloudPhoneServer", "", "", "CPS.0005", "Insufficient resources.", "hex32"),
+        ServiceSpec(
+            "workspace-app", "CREATE_SERVER", "CREATE_SERVER", "", "WKS.0001", "Insufficient quota.", "uuid"
+        ),
         ServiceSpec("swr", "CreateInstance", "", "", "SVCSTG.SWR.4000", "Creation failed.", "uuid"),
     )
 }
@@ -179,6 +182,7 @@ STATUS_WORDS: dict[str, tuple[str, str, str, str]] = {
     "sfs-turbo": ("waiting", "running", "success", "failed"),
     "cfw": ("Running", "Running", "Success", "Failed"),
     "cph": ("1", "1", "2", "-1"),
+    "workspace-app": ("WAITING", "RUNNING", "SUCCESS", "FAILED"),
     "swr": ("Initializing", "Running", "Success", "Failed"),
 }
 V1_WORDS = ("INIT", "RUNNING", "SUCCESS", "FAIL")

@@ -292,8 +292,14 @@ def _profile_job(
     job: SimJob,
     ids: tuple[str, str, str],
     times: tuple[float, float | None, float],
+    *,
+    is_sub_job: bool = False,
 ) -> Body:
-    """One job object: status, id, type, resource, times, progress and (failed) error at the profile's paths."""
+    """One job object: status, id, type, resource, times, progress and (failed) error at the profile's paths.
+
+    Each value goes to the first of its paths that indexes no list (``sub_jobs.0.…`` is read from the
+    first sub-job, which carries it itself); fields only sub-jobs have are left off the job itself.
+    """
     job_id, resource_id, job_type = ids
     begin, end, updated = times
     fmt = c.TIME_FORMATS[JOB_FACTS[profile.key].time_format]
@@ -303,23 +309,26 @@ def _profile_job(
     body: Body = {}
     # A numeric status word is a number in the body (CPH: 1, 2, -1), as the SDK's model types it.
     _put(body, profile.status, int(status) if status.lstrip("-").isdigit() else status)
-    values: list[tuple[tuple[str, ...], Any]] = [
-        (profile.job_id, job_id),
-        (profile.job_type, job_type),
-        (profile.resource_id, resource_id),
-        (profile.resource_name, job.resource_name),
-        (profile.created_at, fmt(begin)),
-        (profile.started_at, fmt(begin)),
-        (profile.updated_at, fmt(updated)),
-        (profile.ended_at, fmt(end) if terminal and end is not None else ""),
-        (profile.error_code, code if failed else None),
-        (profile.message, message if failed else None),
+    values: list[tuple[str, Any]] = [
+        ("job_id", job_id),
+        ("job_type", job_type),
+        ("resource_id", resource_id),
+        ("resource_name", job.resource_name),
+        ("created_at", fmt(begin)),
+        ("started_at", fmt(begin)),
+        ("updated_at", fmt(updated)),
+        ("ended_at", fmt(end) if terminal and end is not None else ""),
+        ("error_code", code if failed else None),
+        ("message", message if failed else None),
     ]
+    facts = JOB_FACTS[profile.key]
     if profile.progress:
-        style = JOB_FACTS[profile.key].progress_style
-        progress: Any = round(fraction, 2) if style == "fraction" else f"{_percent(fraction)}%"
-        values.append((profile.progress, "" if terminal and style == "percent_text" else progress))
-    for paths, value in values:
+        progress: Any = round(fraction, 2) if facts.progress_style == "fraction" else f"{_percent(fraction)}%"
+        values.append(("progress", "" if terminal and facts.progress_style == "percent_text" else progress))
+    for name, value in values:
+        if name in facts.sub_job_only and not is_sub_job:
+            continue
+        paths = [p for p in getattr(profile, name) if not any(part.isdigit() for part in p.split("."))]
         if paths:
             _put(body, paths[0], value)
     return body
@@ -361,6 +370,7 @@ def render_from_profile(snap: Snapshot) -> Body:
                     job,
                     (job.sub_ids[i], job.sub_resource_ids[i], spec.sub_job_type),
                     (begin, sub_end, sub_end or begin),
+                    is_sub_job=True,
                 )
             )
         _put(main, profile.sub_jobs, subs)

@@ -38,9 +38,16 @@ def camel(snake: str) -> str:
     return "".join(part[:1].upper() + part[1:] for part in snake.split("_"))
 
 
-def client_class(module: ModuleType) -> type:
-    names = [n for n in dir(module) if n.endswith("Client") and not n.endswith("AsyncClient")]
-    assert len(names) == 1, f"expected one sync client in {module.__name__}, found {names}"
+def client_class(module: ModuleType, operation: str) -> type:
+    """The module's sync client that has the operation (a package may hold more than one client)."""
+    names = [
+        n
+        for n in dir(module)
+        if n.endswith("Client")
+        and not n.endswith("AsyncClient")
+        and hasattr(getattr(module, n), f"_{operation}_http_info")
+    ]
+    assert len(names) == 1, f"expected one sync client with {operation} in {module.__name__}, found {names}"
     return getattr(module, names[0])
 
 
@@ -49,7 +56,7 @@ def http_info(facts: JobApiFacts, job_id: str) -> dict[str, Any]:
     module = sdk_module(facts)
     request_cls = getattr(module, camel(facts.operation) + "Request")
     request = request_cls(**{facts.id_param: job_id})
-    builder = getattr(client_class(module), f"_{facts.operation}_http_info")
+    builder = getattr(client_class(module, facts.operation), f"_{facts.operation}_http_info")
     return builder(request)
 
 
@@ -158,17 +165,29 @@ def documented_values(doc: str) -> dict[str, str]:
 def meaning_phase(value: str, meaning: str) -> str | None:
     """The terminal phase a documented value's own words imply (None: not terminal)."""
     text = f"{value} {meaning}".lower()
-    if any(word in text for word in ("失败", "fail")):
+    if any(word in text for word in ("失败", "fail", "异常", "abnormal")):
         return "FAILED"
-    if any(word in text for word in ("取消", "cancel", "停止", "stop")):
+    if any(word in text for word in ("取消", "cancel", "abort", "停止", "stop")):
         return "FAILED"
     if any(word in text for word in ("成功", "success", "完成", "complete")):
         return "SUCCEEDED"
     return None
 
 
-def documented_statuses(facts: JobApiFacts, status_doc: str) -> tuple[dict[str, str], str]:
-    """(value -> meaning, where) of a service's documented status vocabulary."""
+def enum_values(model: Any) -> list[str]:
+    """The values of an SDK enum model ("allowed enum values" as class constants, no fields), else []."""
+    if not isinstance(model, type) or getattr(model, "openapi_types", None) != {}:
+        return []
+    return [v for k, v in vars(model).items() if k.isupper() and isinstance(v, str)]
+
+
+def documented_statuses(facts: JobApiFacts, status_doc: str | list[str]) -> tuple[dict[str, str], str]:
+    """(value -> meaning, where) of a service's documented status vocabulary.
+
+    ``status_doc`` is the status field's docstring, or the values of the enum model it is typed with.
+    """
+    if isinstance(status_doc, list):
+        return {value: "" for value in status_doc}, "SDK enum model"
     if facts.vocabulary:
         model_name, _, attr = facts.vocabulary.partition(".")
         model = getattr(sdk_module(facts), model_name)

@@ -19,6 +19,7 @@ import pytest
 from sdk_oracle import (
     OBJECT,
     documented_statuses,
+    enum_values,
     fields,
     http_info,
     list_item,
@@ -140,11 +141,13 @@ def test_every_field_the_profile_reads_is_in_the_sdk_model(service: str) -> None
 
 
 # -- 3. documented status values -----------------------------------------------------------------
-def _status_doc(module: Any, model: Any, path: str) -> str:
+def _status_doc(module: Any, model: Any, path: str) -> str | list[str]:
+    """The status field's docstring, or the values of the enum model it is typed with."""
     *parents, last = path.split(".")
     owner = resolve(module, model, ".".join(parents)) if parents else model
     assert isinstance(owner, type)
-    return fields(owner)[last].doc
+    field = fields(owner)[last]
+    return enum_values(model_class(module, field.type_text)) or field.doc
 
 
 def vocabulary(service: str) -> tuple[dict[str, str], str]:
@@ -200,7 +203,9 @@ START_KEYS = {"begin_time", "start_time", "created", "created_time", "creationTi
 UPDATE_KEYS = {"updateTimestamp", "updated_at"}
 END_KEYS = {"end_time", "ended", "ended_at"}
 ERROR_CODE_KEYS = {"error_code", "failed_code", "errorCode"}
-MESSAGE_KEYS = {"fail_reason", "failed_detail", "error_msg", "reason", "errorcode_message", "error"}
+MESSAGE_KEYS = {
+    *("fail_reason", "failed_detail", "error_msg", "error_message", "reason", "errorcode_message", "error"),
+}
 PROGRESS_KEYS = {"progress", "process", "process_percent"}
 SUB_JOB_KEYS = {"sub_jobs", "subJobs", "sub_jobs_result"}
 RESOURCE_ID_KEYS = {
@@ -258,7 +263,14 @@ class Builder:
             where = f"{path}.{field.key}" if path else field.key
             item = list_item(self.module, field.type_text)
             nested = model_class(self.module, field.type_text)
-            if field.key in SUB_JOB_KEYS and item is not None:
+            enum = enum_values(nested)
+            if enum:  # a string from an enum model (WorkspaceApp's status and job type)
+                nested = None
+                value = self.status_for[scenario] if field.key in STATUS_KEYS and top else enum[0]
+                body[field.key] = value
+                if top:
+                    self.roles.setdefault(field.key, []).append(value)
+            elif field.key in SUB_JOB_KEYS and item is not None:
                 body[field.key] = self._sub_jobs(item, model, where, depth)
             elif nested is not None:
                 if depth < 3:
