@@ -31,7 +31,7 @@ from sdk_oracle import (
 )
 
 from airflow_provider_cloudjobs.job import normalize_job
-from airflow_provider_cloudjobs.profiles import _PATH_FIELDS, BUILTIN_PROFILES, ServiceProfile
+from airflow_provider_cloudjobs.profiles import _PATH_FIELDS, BUILTIN_PROFILES, ServiceProfile, dig
 from airflow_provider_cloudjobs.testing import sim_common as c
 from airflow_provider_cloudjobs.testing.job_facts import JOB_FACTS, JobApiFacts
 
@@ -234,7 +234,7 @@ class Builder:
         self.in_sub_job = False
         self.job_model: Any = None
 
-    def _value(self, key: str, type_text: str, where: str, scenario: str, top: bool) -> Any:
+    def _value(self, key: str, type_text: str, scenario: str, top: bool) -> Any:
         if key in STATUS_KEYS and type_text in ("str", "int") and top:
             status = self.status_for[scenario]
             return int(status) if type_text == "int" else status
@@ -271,7 +271,7 @@ class Builder:
                 if top:
                     self.roles.setdefault(field.key, []).append(value)
             elif field.key in SUB_JOB_KEYS and item is not None:
-                body[field.key] = self._sub_jobs(item, model, where, depth)
+                body[field.key] = self._sub_jobs(item, depth)
             elif nested is not None:
                 if depth < 3:
                     inner_top = top and field.key in (
@@ -293,12 +293,14 @@ class Builder:
             elif field.type_text.startswith("dict("):
                 body[field.key] = {"k": "v"}
             else:
-                value = self._value(field.key, field.type_text, where, scenario, top)
+                value = self._value(field.key, field.type_text, scenario, top)
                 body[field.key] = value
-                self.roles.setdefault(field.key, []).append(value) if top else None
+                if top:
+                    self.roles.setdefault(field.key, []).append(value)
         return body
 
-    def _sub_jobs(self, item: Any, parent: type, where: str, depth: int) -> list:
+    def _sub_jobs(self, item: Any, depth: int) -> list:
+        """Two sub-jobs, the first succeeded and the second failed (none inside a sub-job)."""
         if self.in_sub_job:
             return []
         model = self.job_model if item == OBJECT else item  # "same shape as the job" (EIP)
@@ -362,9 +364,11 @@ def test_a_body_built_from_the_sdk_model_loses_nothing(service: str, scenario: s
         assert job["message"] in values(MESSAGE_KEYS), f"{service}: failure message lost"
     if scenario == "running" and values(PROGRESS_KEYS):
         assert job["progress"] == 60.0, f"{service}: progress lost"
-    if values(RESOURCE_ID_KEYS) or "instance" in body.get(BUILTIN_PROFILES[service].root, body):
+    job_object = dig(body, BUILTIN_PROFILES[service].root) if BUILTIN_PROFILES[service].root else body
+    instance = job_object.get("instance") if isinstance(job_object, dict) else None  # the database services
+    if values(RESOURCE_ID_KEYS) or instance:
         assert job["resource_id"] is not None, f"{service}: resource id lost"
-    if values(RESOURCE_NAME_KEYS):
+    if values(RESOURCE_NAME_KEYS) or instance:
         assert job["resource_name"] is not None, f"{service}: resource name lost"
     if values(JOB_TYPE_KEYS):
         assert job["job_type"] in values(JOB_TYPE_KEYS), f"{service}: job type lost"
