@@ -13,7 +13,7 @@ from airflow.sdk import BaseOperatorLink
 from airflow.sdk.execution_time.xcom import XCom  # the configured XCom backend, as Airflow's providers use
 
 from airflow_provider_cloudjobs.connection import CloudJobsSettings
-from airflow_provider_cloudjobs.profiles import ServiceProfile
+from airflow_provider_cloudjobs.profiles import ServiceProfile, dig
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator
@@ -25,7 +25,10 @@ CONSOLE_URL_KEY = "cloud_console_url"
 def console_url(settings: CloudJobsSettings, profile: ServiceProfile, job: Mapping[str, Any]) -> str:
     """The console URL of the job's resource (CCE cluster, DWS, ELB, ECS server ...), or ``""``."""
     raw = job.get("raw") or {}
-    raw_job = raw.get(profile.root, {}) if profile.root and isinstance(raw, Mapping) else raw
+    # The root is a dotted path like the profile's other fields (``"job"``, GaussDB NoSQL's ``"jobs.0"``).
+    raw_job = dig(raw, profile.root) if profile.root else raw
+    if not isinstance(raw_job, Mapping):
+        raw_job = {}
     return profile.console_url(
         settings.console_base, job, raw_job, region=settings.region, project_id=settings.project_id
     )

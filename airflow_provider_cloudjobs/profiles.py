@@ -55,7 +55,10 @@ def _placeholder_problem(path: str) -> str | None:
     return None
 
 
-# The status words of the "v1 job" family (ECS, EVS, IMS, BMS, classic ELB, DWS, DCS ...).
+# The status words of the "v1 job" family (ECS, EVS, IMS, BMS, SDRS, EIP; classic ELB; DCS). The SDK models
+# document INIT, RUNNING, SUCCESS and FAIL. PENDING_PAYMENT is ECS's word for a yearly/monthly order that
+# waits for someone to pay it (CONTRACT): deliberately PENDING, so the wait goes on (until its timeout)
+# instead of failing a job that a person can still complete.
 _V1_PHASES: Mapping[str, str] = {
     "INIT": "PENDING",
     "PENDING_PAYMENT": "PENDING",
@@ -67,6 +70,14 @@ _CCE_PHASES: Mapping[str, str] = {
     "INITIALIZING": "PENDING",
     "RUNNING": "RUNNING",
     "SUCCESS": "SUCCEEDED",
+    "FAILED": "FAILED",
+}
+# The database services' task words (RDS, DDS, GaussDB, GaussDB NoSQL / openGauss, DDM): Running, Completed,
+# Failed; TaurusDB adds Pending ("a delayed task, not run yet").
+_DB_PHASES: Mapping[str, str] = {
+    "PENDING": "PENDING",
+    "RUNNING": "RUNNING",
+    "COMPLETED": "SUCCEEDED",
     "FAILED": "FAILED",
 }
 
@@ -243,14 +254,35 @@ def first_value(data: Any, paths: Paths) -> Any:
 
 def _v1(key: str, host: str, **overrides: Any) -> ServiceProfile:
     """A profile of the ``/v1/{project_id}/jobs/{job_id}`` family (ECS, EVS, IMS, BMS)."""
-    return ServiceProfile(
-        key=key,
-        host=host,
-        path="/v1/{project_id}/jobs/{job_id}",
-        message=("fail_reason", "entities.errorcode_message"),
-        sub_jobs="entities.sub_jobs",
+    fields: dict[str, Any] = {
+        "message": ("fail_reason", "entities.errorcode_message"),
+        "sub_jobs": "entities.sub_jobs",
         **overrides,
-    )
+    }
+    return ServiceProfile(key=key, host=host, path="/v1/{project_id}/jobs/{job_id}", **fields)
+
+
+def _db(key: str, host: str, display_name: str, **overrides: Any) -> ServiceProfile:
+    """A database service's task: ``GET /v3/{project_id}/jobs?id={job_id}``, the task under ``job``."""
+    fields: dict[str, Any] = {
+        "path": "/v3/{project_id}/jobs?id={job_id}",
+        "root": "job",
+        "phases": _DB_PHASES,
+        "job_id": ("id",),
+        "job_type": ("name",),
+        "resource_id": ("instance.id",),
+        "resource_name": ("instance.name",),
+        "error_code": (),
+        "message": ("fail_reason",),
+        "progress": ("process",),
+        "created_at": ("created",),
+        "started_at": ("created",),
+        "ended_at": ("ended",),
+        "entities": "",
+        "console_path": f"/{host}/?region={{region}}",
+        **overrides,
+    }
+    return ServiceProfile(key=key, host=host, display_name=display_name, **fields)
 
 
 def _cce(key: str, path: str, console_path: str, display_name: str) -> ServiceProfile:
@@ -264,7 +296,7 @@ def _cce(key: str, path: str, console_path: str, display_name: str) -> ServicePr
         job_type=("spec.type",),
         resource_id=("spec.resourceID",),
         resource_name=("spec.resourceName",),
-        error_code=("status.errorCode",),
+        error_code=(),  # JobStatus has phase and reason only (the code, if any, is inside the reason)
         message=("status.reason",),
         created_at=("metadata.creationTimestamp",),
         started_at=(),
@@ -277,6 +309,10 @@ def _cce(key: str, path: str, console_path: str, display_name: str) -> ServicePr
     )
 
 
+# Every profile is checked against Huawei Cloud's official Python SDK by tests/conformance: the request
+# path of its job API, that every field read here exists in the SDK's response model, and that every
+# status value the SDK documents maps to a phase on purpose. Where the SDK documents no status values, a
+# comment says where the vocabulary comes from.
 BUILTIN_PROFILES: dict[str, ServiceProfile] = {
     profile.key: profile
     for profile in (
@@ -296,6 +332,17 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             key="dws",
             host="dws",
             path="/v1.0/{project_id}/job/{job_id}",
+            # ListJobDetails documents INIT, WAITING, RUNNING, DELAY_SCHEDULED, FAIL, SUCCESS, STOP. A stopped
+            # job will not finish on its own: FAILED, so the task says so instead of waiting to its timeout.
+            phases={
+                "INIT": "PENDING",
+                "WAITING": "PENDING",
+                "DELAY_SCHEDULED": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAIL": "FAILED",
+                "STOP": "FAILED",
+            },
             job_type=("job_name",),
             error_code=("failed_code",),
             message=("failed_detail",),
@@ -304,6 +351,8 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/dws/?region={region}#/dws/management/list",
             display_name="DWS",
         ),
+        # Classic ELB's v1.0 "combined API" is not in the official SDK (retired API). Vocabulary and fields
+        # from its API reference page "Asynchronous Job Query (Discarded)": SUCCESS, FAIL, RUNNING, INIT.
         ServiceProfile(
             key="elb",
             host="elb",
@@ -322,13 +371,19 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
         _v1(
             "evs",
             "evs",
+            message=("fail_reason",),  # EVS's entities have no errorcode_message
             resource_id=("entities.volume_id", "entities.sub_jobs.0.entities.volume_id"),
+            resource_name=("entities.name", "entities.sub_jobs.0.entities.name"),
             console_path="/ecm/?region={region}#/evs/manager/volumeDetail?volumeId={resource_id}",
             display_name="EVS",
         ),
         _v1(
             "ims",
             "ims",
+            # IMS keeps its sub-jobs in entities.sub_jobs_result and its own error in entities.error_code/error.
+            sub_jobs="entities.sub_jobs_result",
+            error_code=("error_code", "entities.error_code"),
+            message=("fail_reason", "entities.error"),
             resource_id=("entities.image_id",),
             resource_name=("entities.image_name",),
             progress=("entities.process_percent",),
@@ -343,53 +398,187 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/bms/?region={region}#/bms/manager/bmsDetail?instanceId={resource_id}",
             display_name="BMS",
         ),
+        _v1(
+            "sdrs",
+            "sdrs",
+            message=("fail_reason",),
+            resource_id=(
+                "entities.server_group_id",
+                "entities.protected_instance_id",
+                "entities.replication_pair_id",
+                "entities.sub_jobs.0.entities.server_group_id",
+                "entities.sub_jobs.0.entities.protected_instance_id",
+            ),
+            console_path="/sdrs/?region={region}",
+            display_name="SDRS",
+        ),
+        # EIP (VPC endpoint): the SDK documents no status values for ShowResourcesJobDetail; the vocabulary
+        # (SUCCESS, RUNNING, FAIL, INIT) is the one of the EIP API reference page "Querying the Job Status",
+        # the ECS-family job service's. Sub-jobs are "the same shape as the job".
+        _v1(
+            "eip",
+            "vpc",
+            message=("fail_reason",),
+            console_path="/vpc/?region={region}#/eip/eipList",
+            display_name="EIP",
+        ),
         ServiceProfile(
             key="elbv3",
             host="elb",
             path="/v3/{project_id}/elb/jobs/{job_id}",
             root="job",
+            # ShowJob's status field lists no values; ListJobs' status filter (same job records) does.
             phases={
                 "INIT": "PENDING",
                 "RUNNING": "RUNNING",
+                "ROLLBACKING": "RUNNING",
                 "COMPLETE": "SUCCEEDED",
                 "SUCCESS": "SUCCEEDED",
                 "FAIL": "FAILED",
-                "FAILED": "FAILED",
-                "ERROR": "FAILED",
+                "ROLLBACK_FAIL": "FAILED",
+                "CANCEL": "FAILED",
             },
             resource_id=("resource_id",),
             message=("error_msg",),
-            created_at=("created_at", "begin_time"),
-            started_at=("begin_time", "created_at"),
-            updated_at=("updated_at",),
+            created_at=(),
+            started_at=("begin_time",),
+            updated_at=(),
             sub_jobs="sub_jobs",
+            entities="",
             console_path="/vpc/?region={region}#/elb/detail/basicInfo?ulbId={resource_id}",
             display_name="ELB v3",
         ),
+        # DCS: the SDK's ShowJobInfo model lists no status values; the vocabulary (INIT, RUNNING, SUCCESS,
+        # FAIL) is its API reference page's, "Querying the Job Execution Result of a Tenant" (ShowJobInfo).
+        # The body has no error code and no resource id.
         ServiceProfile(
             key="dcs",
             host="dcs",
             path="/v2/{project_id}/jobs/{job_id}",
-            resource_id=("entities.instance_id",),
-            console_path="/dcs/?region={region}#/dcs/manager/dcsDetail?instanceId={resource_id}",
+            error_code=(),
+            entities="",
+            console_path="/dcs/?region={region}#/dcs/manager/dcsList",
             display_name="DCS",
         ),
-        ServiceProfile(
-            key="rds",
-            host="rds",
-            path="/v3/{project_id}/jobs?id={job_id}",
-            root="job",
-            phases={"RUNNING": "RUNNING", "COMPLETED": "SUCCEEDED", "FAILED": "FAILED"},
-            job_id=("id",),
-            job_type=("name",),
-            resource_id=("instance.id",),
-            resource_name=("instance.name",),
-            progress=("process",),
-            created_at=("created",),
-            started_at=("created",),
-            ended_at=("ended",),
+        _db(
+            "rds",
+            "rds",
+            "RDS",
             console_path="/rds/?region={region}#/rds/management/instanceDetail?instanceId={resource_id}",
-            display_name="RDS",
+        ),
+        _db("dds", "dds", "DDS", progress=("progress",)),
+        _db("gaussdb", "gaussdb", "GaussDB (for MySQL) / TaurusDB"),
+        # GaussDB (openGauss): the SDK documents no status values for ShowJobDetail; the vocabulary (Running,
+        # Completed, Failed) is its API reference page's "Querying Task Details".
+        _db("gaussdb-opengauss", "gaussdb-opengauss", "GaussDB", progress=("progress",)),
+        # GaussDB NoSQL answers a list: the task is the first (only) entry of "jobs".
+        _db(
+            "gaussdb-nosql",
+            "gaussdb-nosql",
+            "GaussDB NoSQL",
+            root="jobs.0",
+            progress=("progress",),
+            created_at=("start_time",),
+            started_at=("start_time",),
+            ended_at=("end_time",),
+        ),
+        _db(
+            "ddm",
+            "ddm",
+            "DDM",
+            path="/v3/{project_id}/jobs/{job_id}",
+            message=(),
+            created_at=("created_time",),
+            started_at=("created_time",),
+            ended_at=("end_time",),
+        ),
+        ServiceProfile(
+            key="sfs-turbo",
+            host="sfs-turbo",
+            path="/v1/{project_id}/sfs-turbo/jobs/{job_id}",
+            phases={"WAITING": "PENDING", "RUNNING": "RUNNING", "SUCCESS": "SUCCEEDED", "FAILED": "FAILED"},
+            sub_jobs="sub_jobs",
+            entities="",
+            console_path="/sfs/?region={region}#/sfs/turbo/list",
+            display_name="SFS Turbo",
+        ),
+        ServiceProfile(
+            key="cfw",
+            host="cfw",
+            path="/v3/{project_id}/jobs/{job_id}",
+            root="data",
+            phases={"RUNNING": "RUNNING", "SUCCESS": "SUCCEEDED", "FAILED": "FAILED"},
+            job_id=("id",),
+            job_type=(),
+            error_code=(),
+            message=(),
+            entities="",
+            console_path="/cfw/?region={region}",
+            display_name="CFW",
+        ),
+        # CPH answers its status as a number: 1 running, 2 success, -1 failed.
+        ServiceProfile(
+            key="cph",
+            host="cph",
+            path="/v1/{project_id}/cloud-phone/jobs/{job_id}",
+            phases={"1": "RUNNING", "2": "SUCCEEDED", "-1": "FAILED"},
+            job_type=(),
+            resource_id=("phone_id", "server_id"),
+            message=("error_msg", "execute_msg"),
+            entities="",
+            console_path="/cph/?region={region}",
+            display_name="CPH",
+        ),
+        # Workspace Application Streaming (app servers): errors and resources are on the sub-jobs only; the
+        # job's own error comes from its failed sub-job. Sub-jobs also report ABNORMAL and ABORTING
+        # (cancelled), which end them: FAILED; ROLLBACK (rolling back) is still running.
+        ServiceProfile(
+            key="workspace-app",
+            host="appstream",
+            path="/v2/{project_id}/job/{job_id}",
+            phases={
+                "WAITING": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAILED": "FAILED",
+                "ABNORMAL": "FAILED",
+                "ABORTING": "FAILED",
+                "ROLLBACK": "RUNNING",
+            },
+            job_id=("id",),
+            resource_id=("sub_jobs.0.job_resource_info.resource_id", "job_resource_info.resource_id"),
+            resource_name=("sub_jobs.0.job_resource_info.resource_name", "job_resource_info.resource_name"),
+            message=("error_message",),
+            sub_jobs="sub_jobs",
+            entities="",
+            console_path="/appstream/?region={region}",
+            display_name="Workspace Application Streaming",
+        ),
+        ServiceProfile(
+            key="swr",
+            host="swr-api",
+            path="/v2/{project_id}/jobs/{job_id}",
+            # ShowInstanceJob's status lists no values; ListInstanceJobs' status filter does.
+            phases={
+                "CREATING": "PENDING",
+                "INITIALIZING": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAILED": "FAILED",
+            },
+            job_id=("id",),
+            job_type=("type",),
+            resource_id=("resource_id", "instance_id"),
+            resource_name=("resource_name",),
+            error_code=(),
+            message=("reason",),
+            created_at=("created_at",),
+            started_at=(),
+            updated_at=("updated_at",),
+            ended_at=(),
+            entities="",
+            console_path="/swr/?region={region}",
+            display_name="SWR",
         ),
     )
 }

@@ -29,16 +29,22 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("sim_request_id", default="")
 _PEEK: contextvars.ContextVar[bool] = contextvars.ContextVar("sim_peek", default=False)
 
-# Job GET routes: (route name, path, services whose jobs live there).
+# Job GET routes: (route name, path, services whose jobs live there). One port serves every service, so
+# services whose job APIs share a path (on their own hosts in the cloud) share a route here; the job's
+# own service decides how its body is rendered. A path without {job_id} takes it from ``?id=``.
 JOB_ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("job:cce", "/api/v3/projects/{project_id}/jobs/{job_id}", ("cce",)),
     ("job:cce-autopilot", "/autopilot/v3/projects/{project_id}/jobs/{job_id}", ("cce-autopilot",)),
     ("job:dws", "/v1.0/{project_id}/job/{job_id}", ("dws",)),
     ("job:elb", "/v1.0/{project_id}/jobs/{job_id}", ("elb",)),
-    ("job:v1", "/v1/{project_id}/jobs/{job_id}", c.V1_FAMILY),
+    ("job:v1", "/v1/{project_id}/jobs/{job_id}", c.V1_PATH_SERVICES),
     ("job:elbv3", "/v3/{project_id}/elb/jobs/{job_id}", ("elbv3",)),
-    ("job:dcs", "/v2/{project_id}/jobs/{job_id}", ("dcs",)),
-    ("job:rds", "/v3/{project_id}/jobs", ("rds",)),
+    ("job:dcs", "/v2/{project_id}/jobs/{job_id}", ("dcs", "swr")),
+    ("job:rds", "/v3/{project_id}/jobs", ("rds", "dds", "gaussdb", "gaussdb-opengauss", "gaussdb-nosql")),
+    ("job:v3", "/v3/{project_id}/jobs/{job_id}", ("ddm", "cfw")),
+    ("job:sfs-turbo", "/v1/{project_id}/sfs-turbo/jobs/{job_id}", ("sfs-turbo",)),
+    ("job:cph", "/v1/{project_id}/cloud-phone/jobs/{job_id}", ("cph",)),
+    ("job:workspace-app", "/v2/{project_id}/job/{job_id}", ("workspace-app",)),
 )
 
 
@@ -58,7 +64,7 @@ def _state(request: web.Request) -> SimState:
 
 def _target_job_id(request: web.Request) -> str | None:
     job_id = request.match_info.get("job_id")
-    if job_id is None and request.match_info.route.name == "job:rds":
+    if job_id is None and (request.match_info.route.name or "").startswith("job:"):
         job_id = request.query.get("id")
     return job_id
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
@@ -29,7 +30,14 @@ DEFAULT_TOKEN_TTL = 86400.0
 DEFAULT_POLLS_TO_FINISH = 3
 
 V1_FAMILY = ("ecs", "evs", "ims", "bms")
-"""Services whose jobs share ``GET /v1/{project_id}/jobs/{job_id}``."""
+"""Services whose jobs the ECS-style renderer writes (``GET /v1/{project_id}/jobs/{job_id}``)."""
+V1_PATH_SERVICES = (*V1_FAMILY, "sdrs", "eip")
+"""Every service answering on ``GET /v1/{project_id}/jobs/{job_id}`` (one job service behind them)."""
+NO_SUB_JOBS = (
+    *("ims", "dcs", "rds", "dws", "elb", "cfw", "swr", "cph"),
+    *("dds", "gaussdb", "gaussdb-opengauss", "gaussdb-nosql", "ddm"),
+)
+"""Services whose job documents have no sub-jobs."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,36 @@ SERVICES: dict[str, ServiceSpec] = {
         ServiceSpec(
             "rds", "CreateMysqlInstance", "", "", "DBS.280238", "Failed to create the DB instance.", "uuid"
         ),
+        ServiceSpec(
+            "sdrs",
+            "createProtectionGroupNoCG",
+            "createProtectedInstanceNoCG",
+            "protected_instance_id",
+            "SDRS.1202",
+            "Insufficient quota.",
+            "hex32",
+        ),
+        ServiceSpec(
+            "eip", "createEip", "createSingleEip", "", "VPC.0521", "Insufficient EIP quota.", "hex32"
+        ),
+        ServiceSpec("dds", "CreateMongoDB", "", "", "DBS.200022", "Failed to create the instance.", "uuid"),
+        ServiceSpec(
+            "gaussdb", "CreateGaussDBforMySQLInstance", "", "", "DBS.280238", "Creation failed.", "uuid"
+        ),
+        ServiceSpec(
+            "gaussdb-opengauss", "CreateGaussDBV5Instance", "", "", "DBS.280238", "Creation failed.", "uuid"
+        ),
+        ServiceSpec("gaussdb-nosql", "CreateInstance", "", "", "DBS.200022", "Creation failed.", "uuid"),
+        ServiceSpec("ddm", "CreateDDMInstance", "", "", "DBS.300002", "Creation failed.", "uuid"),
+        ServiceSpec(
+            "sfs-turbo", "createShare", "createShareVM", "", "SFS.TC.0008", "Insufficient quota.", "uuid"
+        ),
+        ServiceSpec("cfw", "createFirewall", "", "", "CFW.00109003", "Creation failed.", "uuid"),
+        ServiceSpec("cph", "createCloudPhoneServer", "", "", "CPS.0005", "Insufficient resources.", "hex32"),
+        ServiceSpec(
+            "workspace-app", "CREATE_SERVER", "CREATE_SERVER", "", "WKS.0001", "Insufficient quota.", "uuid"
+        ),
+        ServiceSpec("swr", "CreateInstance", "", "", "SVCSTG.SWR.4000", "Creation failed.", "uuid"),
     )
 }
 
@@ -136,6 +174,16 @@ STATUS_WORDS: dict[str, tuple[str, str, str, str]] = {
     "cce-autopilot": ("Initializing", "Running", "Success", "Failed"),
     "elbv3": ("INIT", "RUNNING", "COMPLETE", "FAIL"),
     "rds": ("Running", "Running", "Completed", "Failed"),
+    "dds": ("Running", "Running", "Completed", "Failed"),
+    "gaussdb": ("Pending", "Running", "Completed", "Failed"),
+    "gaussdb-opengauss": ("Running", "Running", "Completed", "Failed"),
+    "gaussdb-nosql": ("Running", "Running", "Completed", "Failed"),
+    "ddm": ("Running", "Running", "Completed", "Failed"),
+    "sfs-turbo": ("waiting", "running", "success", "failed"),
+    "cfw": ("Running", "Running", "Success", "Failed"),
+    "cph": ("1", "1", "2", "-1"),
+    "workspace-app": ("WAITING", "RUNNING", "SUCCESS", "FAILED"),
+    "swr": ("Initializing", "Running", "Success", "Failed"),
 }
 V1_WORDS = ("INIT", "RUNNING", "SUCCESS", "FAIL")
 
@@ -184,6 +232,23 @@ def plus0000(ts: float) -> str:
 def epoch_ms(ts: float) -> str:
     """DCS: milliseconds since the epoch as a string, ``1684191545379``."""
     return str(int(ts * 1000))
+
+
+def space_seconds(ts: float) -> str:
+    """SFS Turbo: ``2016-01-02 15:04:05`` (UTC, no zone)."""
+    return _utc(ts).strftime("%Y-%m-%d %H:%M:%S")
+
+
+TIME_FORMATS: dict[str, Callable[[float], str]] = {
+    "go_time": go_time,
+    "ms_z": ms_z,
+    "seconds_z": seconds_z,
+    "naive": naive,
+    "plus0000": plus0000,
+    "epoch_ms": epoch_ms,
+    "space_seconds": space_seconds,
+}
+"""Each service's documented time format by name (``job_facts.JobApiFacts.time_format``)."""
 
 
 def iam_time(ts: float) -> str:

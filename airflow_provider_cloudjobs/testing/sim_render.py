@@ -1,8 +1,10 @@
 """Response bodies in each service's own shape: job documents and error documents.
 
-Shapes follow the seeds (CCE 000/001/003, DWS 002, classic ELB 004) and the services' public API
-references (ECS/EVS/IMS/BMS ``ShowJob``, ELB v3 ``ShowJob``, DCS ``ShowJobInfo``, RDS ``ShowJobInfo``,
-API Gateway and IAM error codes). Field names, status words and time formats are the real ones.
+Shapes follow the seeds (CCE 000/001/003, DWS 002, classic ELB 004) and the response models of Huawei
+Cloud's official SDK (``testing/job_facts.py`` says which operation of which package); the conformance
+suite (``tests/conformance``) checks that every field a body here carries exists in that model. Services
+added as data only are rendered by :func:`render_from_profile`, which writes each field where the
+service's profile reads it, in the service's documented time format.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES, ServiceProfile
 from airflow_provider_cloudjobs.testing import sim_common as c
+from airflow_provider_cloudjobs.testing.job_facts import JOB_FACTS
 from airflow_provider_cloudjobs.testing.sim_state import TERMINAL, SimJob, Snapshot
 
 Body = dict[str, Any]
@@ -151,7 +155,7 @@ def render_v1(snap: Snapshot) -> Body:
         sub_jobs = []
         for i, sub_phase in enumerate(snap.subs):
             sub_entities: Body = {spec.entity_key: job.sub_resource_ids[i]}
-            if sub_phase == "fail":
+            if sub_phase == "fail" and job.service != "evs":  # EVS's sub-job entities have no such field
                 sub_entities["errorcode_message"] = message
             sub_begin, sub_end = job.sub_begin[i], job.sub_end[i]
             sub_jobs.append(
@@ -166,9 +170,8 @@ def render_v1(snap: Snapshot) -> Body:
                     "fail_reason": message if sub_phase == "fail" else None,
                 }
             )
-        entities = {"sub_jobs_total": len(sub_jobs), "sub_jobs": sub_jobs}
-        if failed:
-            entities["errorcode_message"] = message
+        entities = {"sub_jobs": sub_jobs} if job.service == "evs" else {"sub_jobs_total": len(sub_jobs)}
+        entities["sub_jobs"] = sub_jobs
     return {
         "status": snap.status,
         "entities": entities,
@@ -262,6 +265,118 @@ def render_rds(snap: Snapshot) -> Body:
     }
 
 
+# -- services added as data: the body written where the profile reads it ---------------------------
+def _put(target: Body, path: str, value: Any) -> None:
+    """Set ``value`` at a dotted path, making the dicts on the way (``"instance.id"``)."""
+    *parents, last = path.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[last] = value
+
+
+def _wrap(root: str, job: Body) -> Body:
+    """The job object placed under the profile's root (``"job"``, ``"data"``, or a list's ``"jobs.0"``)."""
+    if not root:
+        return job
+    head, _, rest = root.partition(".")
+    if rest == "0":
+        return {head: [job], "total_count": 1}
+    return {head: _wrap(rest, job)} if rest else {head: job}
+
+
+def _profile_job(
+    profile: ServiceProfile,
+    snap_phase: str,
+    status: str,
+    fraction: float,
+    job: SimJob,
+    ids: tuple[str, str, str],
+    times: tuple[float, float | None, float],
+    *,
+    is_sub_job: bool = False,
+) -> Body:
+    """One job object: status, id, type, resource, times, progress and (failed) error at the profile's paths.
+
+    Each value goes to the first of its paths that indexes no list (``sub_jobs.0.…`` is read from the
+    first sub-job, which carries it itself); fields only sub-jobs have are left off the job itself.
+    """
+    job_id, resource_id, job_type = ids
+    begin, end, updated = times
+    fmt = c.TIME_FORMATS[JOB_FACTS[profile.key].time_format]
+    terminal = snap_phase in TERMINAL
+    failed = snap_phase == "fail"
+    code, message = _failure(job)
+    body: Body = {}
+    # A numeric status word is a number in the body (CPH: 1, 2, -1), as the SDK's model types it.
+    _put(body, profile.status, int(status) if status.lstrip("-").isdigit() else status)
+    values: list[tuple[str, Any]] = [
+        ("job_id", job_id),
+        ("job_type", job_type),
+        ("resource_id", resource_id),
+        ("resource_name", job.resource_name),
+        ("created_at", fmt(begin)),
+        ("started_at", fmt(begin)),
+        ("updated_at", fmt(updated)),
+        ("ended_at", fmt(end) if terminal and end is not None else ""),
+        ("error_code", code if failed else None),
+        ("message", message if failed else None),
+    ]
+    facts = JOB_FACTS[profile.key]
+    if profile.progress:
+        progress: Any = round(fraction, 2) if facts.progress_style == "fraction" else f"{_percent(fraction)}%"
+        values.append(("progress", "" if terminal and facts.progress_style == "percent_text" else progress))
+    for name, value in values:
+        if name in facts.sub_job_only and not is_sub_job:
+            continue
+        paths = [p for p in getattr(profile, name) if not any(part.isdigit() for part in p.split("."))]
+        if paths:
+            _put(body, paths[0], value)
+    return body
+
+
+def render_from_profile(snap: Snapshot) -> Body:
+    """A job body of a service added as data, in the shape of its SDK response model.
+
+    Each field sits where the service's profile reads it (the first of its paths), so the conformance
+    suite's check that every profile path exists in the SDK's model also covers these bodies.
+    """
+    job = snap.job
+    profile = BUILTIN_PROFILES[job.service]
+    words = c.status_words(job.service)
+    word = {"init": words[0], "running": words[1], "success": words[2], "fail": words[3]}
+    ended = job.ended if job.ended is not None else job.updated
+    main = _profile_job(
+        profile,
+        snap.phase,
+        snap.status,
+        snap.fraction,
+        job,
+        (job.job_id, job.resource_id, job.job_type),
+        (job.created, ended, job.updated),
+    )
+    if profile.sub_jobs:
+        spec = c.SERVICES[job.service]
+        subs = []
+        for i, sub_phase in enumerate(snap.subs):
+            begin = job.sub_begin[i] or job.created
+            sub_end = job.sub_end[i]
+            fraction = 1.0 if sub_phase == "success" else 0.0
+            subs.append(
+                _profile_job(
+                    profile,
+                    sub_phase,
+                    word[sub_phase],
+                    fraction,
+                    job,
+                    (job.sub_ids[i], job.sub_resource_ids[i], spec.sub_job_type),
+                    (begin, sub_end, sub_end or begin),
+                    is_sub_job=True,
+                )
+            )
+        _put(main, profile.sub_jobs, subs)
+    return _wrap(profile.root, main)
+
+
 RENDERERS: dict[str, Callable[[Snapshot], Body]] = {
     "cce": render_cce,
     "cce-autopilot": render_cce,
@@ -278,7 +393,7 @@ RENDERERS: dict[str, Callable[[Snapshot], Body]] = {
 
 
 def render_job(snap: Snapshot, request_id: str) -> Body:
-    body = RENDERERS[snap.job.service](snap)
+    body = RENDERERS.get(snap.job.service, render_from_profile)(snap)
     if "request_id" in body:
         body["request_id"] = request_id
     return body
@@ -329,7 +444,7 @@ def service_error(service: str, status: int, message: str, request_id: str) -> B
         "elbv3": {400: "ELB.8902", 403: "ELB.1101", 404: "ELB.8904"},
         "dcs": {400: "DCS.4800", 403: "DCS.4003", 404: "DCS.4801"},
         "rds": {400: "DBS.200001", 403: "DBS.200003", 404: "DBS.280238"},
-    }[service]
+    }.get(service, {400: "Common.0400", 403: "Common.0403", 404: "Common.0404"})
     body: Body = {"error_code": codes[status], "error_msg": message}
     if service == "elbv3":
         body["request_id"] = request_id

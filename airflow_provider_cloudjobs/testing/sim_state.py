@@ -347,7 +347,7 @@ class SimState:
             raise ValueError("raw_statuses must be a non-empty list of strings")
         if job_id is not None and (not job_id or "/" in job_id or "?" in job_id):
             raise ValueError("job_id must be non-empty and contain no '/' or '?'")
-        if service in ("ims", "dcs", "rds", "dws", "elb"):
+        if service in c.NO_SUB_JOBS:
             sub_jobs = 0  # these services report no sub-jobs
         if seconds_to_finish is None and self.config["seconds_per_step"] is not None:
             seconds_to_finish = float(self.config["seconds_per_step"]) * max(0, int(polls_to_finish) - 1)

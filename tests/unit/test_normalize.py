@@ -181,6 +181,7 @@ def test_ims_progress_from_process_percent():
 
 
 def test_elbv3_body_under_job():
+    # The fields of the SDK's MainJob model: begin_time / end_time, no created_at or updated_at.
     body = {
         "job": {
             "job_id": "j-3",
@@ -188,8 +189,8 @@ def test_elbv3_body_under_job():
             "status": "COMPLETE",
             "resource_id": "lb-9",
             "project_id": "p",
-            "created_at": "2021-04-01T10:00:00Z",
-            "updated_at": "2021-04-01T10:01:00Z",
+            "begin_time": "2021-04-01T10:00:00Z",
+            "end_time": "2021-04-01T10:01:00Z",
             "error_code": None,
             "error_msg": None,
             "sub_jobs": [],
@@ -198,6 +199,7 @@ def test_elbv3_body_under_job():
     }
     job = normalize_job(body, get_profile("elbv3"))
     assert (job["job_id"], job["phase"], job["resource_id"]) == ("j-3", "SUCCEEDED", "lb-9")
+    assert job["started_at"] == "2021-04-01T10:00:00.000000Z"
     assert job["ended_at"] == "2021-04-01T10:01:00.000000Z"
     body["job"].update(status="FAIL", error_code="ELB.8902", error_msg="quota exceeded")
     job = normalize_job(body, get_profile("elbv3"))
@@ -268,3 +270,116 @@ def test_parse_timestamp(value, expected):
 )
 def test_parse_progress(value, scale, expected):
     assert parse_progress(value, scale) == expected
+
+
+# -- statuses and places the official SDK documents (see tests/conformance) -----------------------
+@pytest.mark.parametrize(
+    ("status", "phase", "terminal"),
+    [("STOP", "FAILED", True), ("WAITING", "PENDING", False), ("DELAY_SCHEDULED", "PENDING", False)],
+)
+def test_dws_stopped_job_ends_the_wait_and_queued_ones_wait(status, phase, terminal):
+    body = fixture("dws_seed_002")
+    body["status"] = status
+    job = normalize_job(body, get_profile("dws"))
+    assert (job["phase"], job["is_terminal"]) == (phase, terminal)
+
+
+@pytest.mark.parametrize(
+    ("status", "phase"),
+    [
+        ("ROLLBACKING", "RUNNING"),
+        ("ROLLBACK_FAIL", "FAILED"),
+        ("CANCEL", "FAILED"),
+        ("COMPLETE", "SUCCEEDED"),
+    ],
+)
+def test_elbv3_rollback_and_cancel_statuses(status, phase):
+    job = normalize_job({"job": {"job_id": "j", "status": status, "sub_jobs": []}}, get_profile("elbv3"))
+    assert job["phase"] == phase
+
+
+def test_ims_failed_sub_job_from_sub_jobs_result_is_named_in_the_failure():
+    body = {
+        "status": "FAIL",
+        "job_id": "ims-2",
+        "job_type": "batchCreateImages",
+        "entities": {
+            "error_code": "IMG.0024",
+            "error": "Failed to create the image.",
+            "sub_jobs_result": [
+                {
+                    "status": "SUCCESS",
+                    "job_id": "s-1",
+                    "job_type": "createImage",
+                    "entities": {"image_id": "i1"},
+                },
+                {
+                    "status": "FAIL",
+                    "job_id": "s-2",
+                    "job_type": "createImage",
+                    "error_code": "IMG.0003",
+                    "fail_reason": "The disk is not attached.",
+                },
+            ],
+        },
+        "begin_time": "2018-08-29T14:18:35.960Z",
+        "end_time": "2018-08-29T14:20:35.960Z",
+        "error_code": None,
+        "fail_reason": None,
+    }
+    job = normalize_job(body, get_profile("ims"))
+    assert (job["phase"], job["error_code"], job["message"]) == (
+        "FAILED",
+        "IMG.0024",
+        "Failed to create the image.",
+    )
+    assert [sub["phase"] for sub in job["sub_jobs"]] == ["SUCCEEDED", "FAILED"]
+    assert "createImage s-2 [IMG.0003] The disk is not attached." in describe_failure(job)
+
+
+def test_gaussdb_nosql_task_is_the_first_entry_of_its_list():
+    body = {
+        "jobs": [
+            {
+                "id": "t-1",
+                "name": "CreateInstance",
+                "status": "Running",
+                "start_time": "2024-05-01T08:00:00+0800",
+                "end_time": "",
+                "progress": "35%",
+                "instance": {"id": "ins-1", "name": "nosql-1"},
+                "fail_reason": None,
+            }
+        ],
+        "total_count": 1,
+    }
+    job = normalize_job(body, get_profile("gaussdb-nosql"))
+    assert (job["job_id"], job["phase"], job["progress"]) == ("t-1", "RUNNING", 35.0)
+    assert (job["resource_id"], job["started_at"]) == ("ins-1", "2024-05-01T00:00:00.000000Z")
+
+
+def test_sfs_turbo_lower_case_statuses_sub_jobs_and_space_separated_times():
+    body = {
+        "status": "failed",
+        "job_id": "sj",
+        "job_type": "createShare",
+        "begin_time": "2016-01-02 15:04:05",
+        "end_time": "2016-01-02 15:14:05",
+        "error_code": "SFS.TC.0008",
+        "fail_reason": "Insufficient quota.",
+        "sub_jobs": [{"status": "success", "job_id": "s1"}, {"status": "failed", "job_id": "s2"}],
+    }
+    job = normalize_job(body, get_profile("sfs-turbo"))
+    assert (job["phase"], job["error_code"], job["ended_at"]) == (
+        "FAILED",
+        "SFS.TC.0008",
+        "2016-01-02T15:14:05.000000Z",
+    )
+    assert [sub["phase"] for sub in job["sub_jobs"]] == ["SUCCEEDED", "FAILED"]
+
+
+@pytest.mark.parametrize(("status", "phase"), [(1, "RUNNING"), (2, "SUCCEEDED"), (-1, "FAILED")])
+def test_cph_numeric_statuses(status, phase):
+    body = {"job_id": "j", "status": status, "server_id": "srv-1", "error_code": None, "error_msg": None}
+    job = normalize_job(body, get_profile("cph"))
+    assert (job["status"], job["phase"], job["resource_id"]) == (status, phase, "srv-1")
