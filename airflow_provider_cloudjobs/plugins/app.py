@@ -169,15 +169,20 @@ def create_app() -> FastAPI:
         finished = [r for r in finished if r.dag_id in allowed]
         cache = lookups()
         calls_before = cache.calls
-        keys = [r.lookup_key for r in flying if r.lookup_key and not r.final_job]
+        # Waits in flight first, then finished tasks without a final job in XCom (failed ones): the
+        # budget goes to them in that order, and a finished job is cached for long.
+        keys = [r.lookup_key for r in (*flying, *finished) if r.lookup_key and not r.final_job]
         found = cache.get_many([k for k in keys if k], budget=LIST_BUDGET)
         now = time.monotonic()
+
+        def row(record: records.WaitRecord) -> dict[str, Any]:
+            key = record.lookup_key
+            return _row(record, found.get(key) if key else None, now)
+
         return _json(
             {
-                "in_flight": [
-                    _row(r, found.get(r.lookup_key) if r.lookup_key else None, now) for r in flying
-                ],
-                "finished": [_row(r, None, now) for r in finished],
+                "in_flight": [row(r) for r in flying],
+                "finished": [row(r) for r in finished],
                 "cloud_calls": cache.calls - calls_before,
                 "generated_at": _iso(datetime.now(timezone.utc)),
             }

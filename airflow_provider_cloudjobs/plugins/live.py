@@ -3,7 +3,8 @@
 Bounded however many waits a page shows:
 
 - one cache entry per (connection, service, project, job), fresh for :attr:`JobLookups.ttl` seconds
-  (errors for longer), shared by every page and user of the API server process;
+  (errors for longer, finished jobs, which no longer change, for ten minutes), shared by every page and
+  user of the API server process;
 - at most ``max_concurrent`` cloud calls at once (a small thread pool), one call per job in flight
   however many requests want it at the same moment;
 - at most ``budget`` new calls started per page request; the other rows show what is cached (or "not
@@ -93,12 +94,14 @@ class JobLookups:
         *,
         ttl: float = 10.0,
         error_ttl: float = 30.0,
+        terminal_ttl: float = 600.0,
         max_concurrent: int = 4,
         max_entries: int = 5000,
     ) -> None:
         self.fetch = fetch
         self.ttl = ttl
         self.error_ttl = error_ttl
+        self.terminal_ttl = terminal_ttl
         self.max_entries = max_entries
         self._entries: dict[LookupKey, Lookup] = {}
         self._in_flight: dict[LookupKey, Future[Lookup]] = {}
@@ -109,7 +112,13 @@ class JobLookups:
     def _fresh(self, entry: Lookup | None, now: float) -> bool:
         if entry is None:
             return False
-        return now - entry.fetched_at < (self.error_ttl if entry.error else self.ttl)
+        if entry.error:
+            ttl = self.error_ttl
+        elif entry.job and entry.job.get("is_terminal"):
+            ttl = self.terminal_ttl
+        else:
+            ttl = self.ttl
+        return now - entry.fetched_at < ttl
 
     def _run(self, key: LookupKey) -> Lookup:
         try:

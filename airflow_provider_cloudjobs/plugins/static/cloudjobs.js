@@ -169,7 +169,7 @@
       finished
         ? el("td", { title: fmtTime(row.end_date), text: row.end_date ? relative(row.end_date) : "—" })
         : el("td", { title: fmtTime(row.deadline), text: row.deadline ? relative(row.deadline) : "—" }),
-      el("td", {}, row.console_url ? link(row.console_url, "Console ↗", true) : el("span", { class: "cj-muted", text: "—" })),
+      el("td", { class: "cj-nowrap" }, row.console_url ? link(row.console_url, "Console ↗", true) : el("span", { class: "cj-muted", text: "—" })),
     ];
     return el("tr", { "data-job-id": row.job_id || "" }, cells);
   }
@@ -277,7 +277,10 @@
         field("Job type", job && job.job_type),
         field("Resource", job && [job.resource_name, job.resource_id].filter(Boolean).join(" · ")),
         field("Project", row.project_id || "(the connection's)"),
-        field("Connection", row.conn_id + (row.conn_known ? "" : " (assumed: not recorded by the task)")),
+        field(
+          "Connection",
+          row.conn_known ? row.conn_id : row.job_source === "xcom" ? null : `${row.conn_id} (the default: the task did not record its connection)`,
+        ),
         field("Created", job && fmtTime(job.created_at)),
         field("Started", job && fmtTime(job.started_at)),
         field("Ended", job && fmtTime(job.ended_at)),
