@@ -25,7 +25,19 @@
     return window.matchMedia && window.matchMedia("(prefers-color-scheme: dark)").matches;
   }
   function applyTheme() {
-    document.documentElement.dataset.theme = parentIsDark() ? "dark" : "light";
+    const root = document.documentElement;
+    root.dataset.theme = parentIsDark() ? "dark" : "light";
+    // The exact background and text colours of the UI around us, when we can read them.
+    root.style.removeProperty("--bg");
+    root.style.removeProperty("--fg");
+    try {
+      const outer = window.parent.getComputedStyle(window.parent.document.documentElement).backgroundColor;
+      const text = window.parent.getComputedStyle(window.parent.document.body).color;
+      if (window.parent !== window && outer && outer !== "rgba(0, 0, 0, 0)") root.style.setProperty("--bg", outer);
+      if (window.parent !== window && text) root.style.setProperty("--fg", text);
+    } catch (e) {
+      /* not embedded */
+    }
   }
   applyTheme();
   try {
@@ -128,9 +140,16 @@
     if (!job) return "—";
     return job.resource_name || job.resource_id || "—";
   }
-  function jobError(row) {
-    if (row.error) return el("div", { class: "cj-error", text: `Could not read the job: ${row.error}` });
-    return null;
+  function jobError(row, short) {
+    if (!row.error) return null;
+    const text = `Could not read the job: ${row.error}`;
+    if (!short || text.length <= 70) return el("div", { class: "cj-error", text });
+    return el("div", { class: "cj-error", title: text, text: `${text.slice(0, 67)}…` });
+  }
+  // A run id like manual__2026-12-01T10:02:19.707066+00:00 may wrap after its "__" and at its "T".
+  function breakable(text) {
+    const parts = String(text).split(/(?<=__|T)/);
+    return parts.flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
   }
 
   async function getJson(path) {
@@ -151,21 +170,18 @@
   function waitRow(row, finished) {
     const job = row.job;
     const cells = [
-      el("td", {}, el("a", { href: taskUrl(row), target: "_top", text: row.dag_id })),
-      el("td", { class: "cj-mono cj-run", text: row.run_id }),
       el(
         "td",
-        {},
-        el("a", { href: taskUrl(row), target: "_top", text: row.task_id + (row.map_index >= 0 ? ` [${row.map_index}]` : "") }),
-        " ",
-        stateBadge(row.state),
+        { class: "cj-task" },
+        el("div", {}, el("span", { class: "cj-muted", text: `${row.dag_id} › ` }), el("a", { href: taskUrl(row), target: "_top", text: row.task_id + (row.map_index >= 0 ? ` [${row.map_index}]` : "") }), " ", stateBadge(row.state)),
+        el("div", { class: "cj-mono cj-run", title: "run id" }, breakable(row.run_id)),
       ),
       el("td", { text: (row.service || "—").toUpperCase() }),
       el("td", { class: "cj-mono cj-jobid", text: row.job_id || "—" }),
-      el("td", { text: resource(job) }),
-      el("td", {}, phaseBadge(job && job.phase), jobError(row)),
+      el("td", { class: "cj-resource", text: resource(job) }),
+      el("td", { class: "cj-phase-cell" }, phaseBadge(job ? job.phase : row.error ? "LOOKUP FAILED" : null), jobError(row, true)),
       el("td", {}, progressBar(job)),
-      el("td", { text: subJobCount(job) }),
+      el("td", { class: "cj-nowrap", text: subJobCount(job) }),
       finished
         ? el("td", { title: fmtTime(row.end_date), text: row.end_date ? relative(row.end_date) : "—" })
         : el("td", { title: fmtTime(row.deadline), text: row.deadline ? relative(row.deadline) : "—" }),
@@ -174,7 +190,7 @@
     return el("tr", { "data-job-id": row.job_id || "" }, cells);
   }
   function waitTable(rows, finished) {
-    const head = ["DAG", "Run", "Task", "Service", "Job ID", "Resource", "Phase", "Progress", "Sub-jobs", finished ? "Ended" : "Deadline", "Console"];
+    const head = ["DAG › task, run", "Service", "Job ID", "Resource", "Phase", "Progress", "Sub-jobs", finished ? "Ended" : "Deadline", "Console"];
     return el(
       "div",
       { class: "cj-table-wrap" },
