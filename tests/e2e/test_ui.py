@@ -37,6 +37,12 @@ NO_HTML_INJECTED = """(() => {
   return doc.title !== 'pwned' && document.title !== 'pwned'
     && content.querySelectorAll('img, script, b').length === 0;
 })()"""
+CLICK_BROWSE = """Array.from(document.querySelectorAll('button'))
+  .find(b => b.getAttribute('aria-label') === 'Browse').click()"""
+CLOUD_JOBS_ITEM = """(() => {
+  const item = Array.from(document.querySelectorAll('a')).find(a => a.innerText.trim() === 'Cloud jobs');
+  return item ? item.getAttribute('href') : null;
+})()"""
 PROGRESS_BARS = """(() => {
   const doc = document.querySelector('iframe').contentDocument;
   return Array.from(doc.querySelectorAll('[role=progressbar]'))
@@ -167,7 +173,13 @@ def test_cloud_jobs_page_and_tab_while_deferred(
     assert api.token
     with Browser(chromium(), width=1440, height=900) as browser:
         browser.set_cookie("_token", api.token, deployment.base_url)
-        browser.goto(f"{deployment.base_url}/plugin/cloud-jobs")
+        # Found where a person looks: Browse > Cloud jobs in the navigation.
+        browser.goto(f"{deployment.base_url}/")
+        browser.wait_text(["Browse"])
+        browser.eval(CLICK_BROWSE)
+        menu_item = browser.wait_until("Browse > Cloud jobs", lambda: browser.eval(CLOUD_JOBS_ITEM))
+        assert menu_item.endswith("/plugin/cloud-jobs"), menu_item
+        browser.eval(f"document.querySelector('a[href=\"{menu_item}\"]').click()")
         text = browser.wait_text([jobs["cce"], jobs["dws"], "RUNNING", "ui-cluster", "In flight"])
         assert "Cloud jobs" in text
         assert HOSTILE_NAME in text  # shown as the text it is
