@@ -70,12 +70,30 @@ class Lookup:
     error: str | None = None
 
 
-def _fetch_with_hook(key: LookupKey) -> Lookup:
+HOOK_LIFETIME = 60.0  # seconds a connection's hook (its parsed connection, its HTTP pool) is reused
+_hooks: dict[str, tuple[float, Any]] = {}
+_hooks_lock = threading.Lock()
+
+
+def _hook(conn_id: str) -> Any:
+    """The connection's hook, reused for a minute: one connection lookup and one pool of sockets for
+    all its jobs; a changed connection is picked up within the minute."""
     from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+
+    now = time.monotonic()
+    with _hooks_lock:
+        made, hook = _hooks.get(conn_id, (0.0, None))
+        if hook is None or now - made > HOOK_LIFETIME:
+            hook = CloudJobsHook(conn_id, max_retries=0)  # the page asks again on its next refresh
+            _hooks[conn_id] = (now, hook)
+        return hook
+
+
+def _fetch_with_hook(key: LookupKey) -> Lookup:
     from airflow_provider_cloudjobs.links import console_url
 
     conn_id, service, project_id, job_id = key
-    hook = CloudJobsHook(conn_id, max_retries=0)  # the page asks again on its next refresh
+    hook = _hook(conn_id)
     job = hook.get_job(job_id, service, project_id)
     settings = hook.get_conn()
     try:
