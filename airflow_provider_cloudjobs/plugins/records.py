@@ -2,7 +2,8 @@
 
 - In flight, deferred: task instances in state ``deferred`` whose trigger is :class:`CloudJobTrigger`;
   the trigger's kwargs (no secret in them) say which job, service, connection, project and deadline.
-- In flight, not deferred: our tasks ``running`` or ``up_for_reschedule`` (poke and reschedule mode);
+- In flight, not deferred: our tasks ``running`` or ``up_for_reschedule`` (poke and reschedule mode;
+  also ``scheduled`` / ``queued`` again for their next poke);
   the job id, service and project come from their rendered template fields.
 - Recently finished: our tasks that ended lately; a successful one's final job is its XCom
   ``return_value`` (nothing to ask the cloud).
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from airflow_provider_cloudjobs.connection import DEFAULT_CONN_ID
@@ -27,6 +28,9 @@ from airflow_provider_cloudjobs.links import CONSOLE_URL_KEY
 TRIGGER_CLASSPATH = "airflow_provider_cloudjobs.triggers.cloudjobs.CloudJobTrigger"
 OPERATORS = ("CloudJobSensor", "CloudJobOperator", "CloudRequestOperator")
 RUNNING_STATES = ("running", "up_for_reschedule")
+# A sensor in reschedule mode goes up_for_reschedule -> scheduled -> queued -> running for every poke;
+# once it has started (start_date set) it is still waiting while scheduled or queued.
+REQUEUED_STATES = ("scheduled", "queued")
 FINISHED_STATES = ("success", "failed", "skipped", "upstream_failed")
 MAX_IN_FLIGHT = 1000
 MAX_FINISHED = 25
@@ -206,7 +210,13 @@ def in_flight(session: Session, limit: int = MAX_IN_FLIGHT) -> list[WaitRecord]:
         _record(ti)
         for ti in session.scalars(
             select(ti_model)
-            .where(ti_model.state.in_(RUNNING_STATES), ti_model.operator.in_(OPERATORS))
+            .where(
+                ti_model.operator.in_(OPERATORS),
+                or_(
+                    ti_model.state.in_(RUNNING_STATES),
+                    and_(ti_model.state.in_(REQUEUED_STATES), ti_model.start_date.is_not(None)),
+                ),
+            )
             .order_by(ti_model.start_date.desc())
             .limit(max(0, limit - len(records)))
         )

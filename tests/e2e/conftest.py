@@ -14,7 +14,14 @@ import pytest
 
 from .harness import ROOT, Deployment, wait_for
 
-DAG_IDS = ("example_cloudjobs_cce", "e2e_ping", "e2e_wait_long", "e2e_wait_short", "e2e_ui_wait")
+DAG_IDS = (
+    "example_cloudjobs_cce",
+    "e2e_ping",
+    "e2e_wait_long",
+    "e2e_wait_short",
+    "e2e_ui_wait",
+    "e2e_ui_poke",
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +59,7 @@ def _parsed(deployment: Deployment, dag_id: str) -> bool:
         "e2e_wait_long": "e2e_cloudjobs.py",
         "e2e_wait_short": "e2e_cloudjobs.py",
         "e2e_ui_wait": "e2e_ui.py",
+        "e2e_ui_poke": "e2e_ui.py",
     }
     filename = files.get(dag_id, f"{dag_id}.py")
     for error in deployment.api.get("/api/v2/importErrors")["import_errors"]:

@@ -3,7 +3,8 @@
 Each check is made twice where a person could see it: through HTTP (what the plugin serves, to whom)
 and in Chromium (what the page shows), with a screenshot saved in ``test-output/e2e/``:
 
-- ``cloud-jobs-page.png``: the Cloud jobs page with two waits in flight (CCE and DWS, two runs);
+- ``cloud-jobs-page.png``: the Cloud jobs page with three waits in flight (two deferred: CCE and DWS,
+  two runs; one CCE sensor in poke mode);
 - ``cloud-jobs-page-dark.png``: the same page with the UI in dark mode;
 - ``cloud-job-tab-deferred.png``: the Cloud job tab of a deferred sensor (phase, progress bar, sub-jobs);
 - ``cloud-job-tab-success.png`` / ``cloud-job-tab-failed.png``: the tab after the job succeeded / failed;
@@ -27,6 +28,7 @@ from .harness import CONSOLE_URL, SECRETS, Deployment, wait_for
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
 DAG = "e2e_ui_wait"
+POKE_DAG = "e2e_ui_poke"
 TASK = "wait_for_job"
 # Cloud-provided text that is HTML: it must show as text, never run or render.
 HOSTILE_NAME = "<img src=x onerror=\"document.title='pwned'\">ui-cluster"
@@ -86,6 +88,13 @@ def start_waits(
         if deferred:
             ti = deployment.wait_ti_state(DAG, run_id, TASK, ["deferred", "success", "failed"])
             assert ti["state"] == "deferred", ti
+    # A third wait that never defers: a sensor in poke mode, running in the executor's one slot (the two
+    # above resume in it once it is done).
+    jobs["poke"] = sim.create_job("cce", seconds_to_finish=seconds, sub_jobs=2, resource_name="ui-poked")
+    runs["poke"] = deployment.api.trigger(POKE_DAG, {"job_id": jobs["poke"]})
+    if deferred:
+        ti = deployment.wait_ti_state(POKE_DAG, runs["poke"], TASK, ["running", "success", "failed"])
+        assert ti["state"] == "running", ti
     return {"jobs": jobs, "runs": runs}
 
 
@@ -142,9 +151,9 @@ def test_cloud_jobs_page_and_tab_while_deferred(
     jobs, runs = started["jobs"], started["runs"]
     deployment.artifacts["ui_waits"] = started
 
-    def both_running() -> dict[str, Any] | None:
+    def all_running() -> dict[str, Any] | None:
         body = api.get("/cloudjobs/api/waits")
-        rows = {r["job_id"]: r for r in body["in_flight"] if r["dag_id"] == DAG}
+        rows = {r["job_id"]: r for r in body["in_flight"] if r["dag_id"] in (DAG, POKE_DAG)}
         ready = all(
             (rows.get(job) or {}).get("job")
             and rows[job]["job"]["phase"] == "RUNNING"
@@ -153,11 +162,17 @@ def test_cloud_jobs_page_and_tab_while_deferred(
         )
         return body if ready else None
 
-    body = wait_for("both waits RUNNING with progress on /cloudjobs/api/waits", both_running, timeout=60)
+    body = wait_for("the waits RUNNING with progress on /cloudjobs/api/waits", all_running, timeout=60)
     assert body["cloud_calls"] <= 24, body["cloud_calls"]  # one refresh starts a bounded number of calls
-    rows = {r["job_id"]: r for r in body["in_flight"] if r["dag_id"] == DAG}
-    cce, dws = rows[jobs["cce"]], rows[jobs["dws"]]
-    assert {cce["run_id"], dws["run_id"]} == set(runs.values())  # two runs, told apart
+    rows = {r["job_id"]: r for r in body["in_flight"] if r["dag_id"] in (DAG, POKE_DAG)}
+    cce, dws, poke = rows[jobs["cce"]], rows[jobs["dws"]], rows[jobs["poke"]]
+    # Found from its task instance and rendered job id, not from a trigger; asked through the default
+    # connection, which the page says it assumed.
+    assert poke["state"] == "running", poke
+    assert poke["run_id"] == runs["poke"]
+    assert poke["job"]["resource_name"] == "ui-poked"
+    assert (poke["conn_id"], poke["conn_known"]) == ("cloudjobs_default", False)
+    assert (cce["run_id"], dws["run_id"]) == (runs["cce"], runs["dws"])  # two runs, told apart
     assert cce["state"] == dws["state"] == "deferred"
     assert (cce["service"], dws["service"]) == ("cce", "dws")
     assert cce["task_id"] == TASK
@@ -180,7 +195,9 @@ def test_cloud_jobs_page_and_tab_while_deferred(
         menu_item = browser.wait_until("Browse > Cloud jobs", lambda: browser.eval(CLOUD_JOBS_ITEM))
         assert menu_item.endswith("/plugin/cloud-jobs"), menu_item
         browser.eval(f"document.querySelector('a[href=\"{menu_item}\"]').click()")
-        text = browser.wait_text([jobs["cce"], jobs["dws"], "RUNNING", "ui-cluster", "In flight"])
+        text = browser.wait_text(
+            [jobs["cce"], jobs["dws"], jobs["poke"], "RUNNING", "ui-cluster", "In flight"]
+        )
         assert "Cloud jobs" in text
         assert HOSTILE_NAME in text  # shown as the text it is
         assert browser.eval(NO_HTML_INJECTED), "cloud-provided HTML was rendered in the page"
@@ -234,6 +251,7 @@ def test_cloud_job_tab_after_success_and_failure(deployment: Deployment) -> None
     jobs, runs = started["jobs"], started["runs"]
     assert deployment.wait_run_done(DAG, runs["cce"], timeout=180)["state"] == "success"
     assert deployment.wait_run_done(DAG, runs["dws"], timeout=180)["state"] == "failed"
+    assert deployment.wait_run_done(POKE_DAG, runs["poke"], timeout=180)["state"] == "success"
 
     ok = api.get(ti_api(runs["cce"]))["task"]
     assert ok["state"] == "success"
@@ -249,7 +267,8 @@ def test_cloud_job_tab_after_success_and_failure(deployment: Deployment) -> None
     finished = {r["job_id"]: r["state"] for r in listed["finished"]}
     assert finished.get(jobs["cce"]) == "success", finished
     assert finished.get(jobs["dws"]) == "failed", finished
-    assert jobs["cce"] not in {r["job_id"] for r in listed["in_flight"]}
+    assert finished.get(jobs["poke"]) == "success", finished
+    assert not {jobs["cce"], jobs["poke"]} & {r["job_id"] for r in listed["in_flight"]}
 
     shots = deployment.out_dir
     assert api.token
