@@ -13,6 +13,7 @@ Bounded however many waits a page shows:
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -21,7 +22,8 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any
 
-LookupKey = tuple[str, str, "str | None", str]  # (conn_id, service, project_id, job_id)
+# (conn_id, service, project_id, job_id, the trigger's service profile as JSON or None)
+LookupKey = tuple[str, str, "str | None", str, "str | None"]
 
 # What the page gets of a normalised job: everything but the raw body and the entities (they can be
 # large, and nothing on the page needs them).
@@ -91,13 +93,16 @@ def _hook(conn_id: str) -> Any:
 
 def _fetch_with_hook(key: LookupKey) -> Lookup:
     from airflow_provider_cloudjobs.links import console_url
+    from airflow_provider_cloudjobs.profiles import ServiceProfile
 
-    conn_id, service, project_id, job_id = key
+    conn_id, service, project_id, job_id, profile_json = key
     hook = _hook(conn_id)
-    job = hook.get_job(job_id, service, project_id)
+    # A service registered only where the DAG runs travels in the trigger's kwargs; use it here too.
+    profile = ServiceProfile.from_dict(service, json.loads(profile_json)) if profile_json else None
+    job = hook.get_job(job_id, service, project_id, profile=profile)
     settings = hook.get_conn()
     try:
-        url = console_url(settings, hook.profile(service, settings), job) or None
+        url = console_url(settings, profile or hook.profile(service, settings), job) or None
     except Exception:
         url = None
     return Lookup(time.monotonic(), page_job(job), url)

@@ -56,6 +56,7 @@ class WaitRecord:
     deadline: datetime | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
+    profile: dict[str, Any] | None = None  # a service the trigger carries (not built in)
     final_job: dict[str, Any] | None = None
     console_url: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -69,11 +70,13 @@ class WaitRecord:
         return self.state == "deferred"
 
     @property
-    def lookup_key(self) -> tuple[str, str, str | None, str] | None:
-        """What identifies the job in the cloud, or None when the job id is not known."""
+    def lookup_key(self) -> tuple[str, str, str | None, str, str | None] | None:
+        """What identifies the job in the cloud (and the trigger's own service profile, as JSON), or None
+        when the job id is not known."""
         if not self.job_id or not self.service or not self.conn_id:
             return None
-        return (self.conn_id, self.service, self.project_id, self.job_id)
+        profile = json.dumps(self.profile, sort_keys=True, default=str) if self.profile else None
+        return (self.conn_id, self.service, self.project_id, self.job_id, profile)
 
 
 def _models() -> tuple[Any, Any, Any, Any]:
@@ -104,6 +107,8 @@ def _apply_trigger(record: WaitRecord, kwargs: Mapping[str, Any]) -> None:
     record.service = _text(kwargs.get("service"))
     record.conn_id = _text(kwargs.get("cloudjobs_conn_id")) or DEFAULT_CONN_ID
     record.project_id = _text(kwargs.get("project_id"))
+    profile = kwargs.get("profile")
+    record.profile = dict(profile) if isinstance(profile, Mapping) else None
     end_time = kwargs.get("end_time")
     if isinstance(end_time, (int, float)) and end_time > 0:
         record.deadline = datetime.fromtimestamp(float(end_time), tz=timezone.utc)

@@ -109,3 +109,22 @@ def test_finished_waits_show_their_final_job_to_readers_only(
     assert bad_job not in seen
     assert narrow.get(f"/cloudjobs/api/ti/{bad_dag.dag_id}/{bad_run.run_id}/wait/-1").status_code == 403
     assert narrow.get(f"/cloudjobs/ti/{bad_dag.dag_id}/{bad_run.run_id}/wait/-1").status_code == 403
+
+
+def test_a_service_the_trigger_carries_is_read_with_that_profile(cloud_simulator, conn_id) -> None:
+    """A service registered only where the DAG runs (its profile in the trigger's kwargs) is unknown in
+    the API server; the page reads the job with the profile the trigger carries."""
+    import json
+
+    from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
+    from airflow_provider_cloudjobs.plugins import live
+    from airflow_provider_cloudjobs.profiles import get_profile
+
+    job_id = cloud_simulator.create_job("ecs", polls_to_finish=1)
+    carried = json.dumps(get_profile("ecs").to_dict())
+    found = live._fetch_with_hook((conn_id, "my-servers", None, job_id, carried))
+    assert found.job is not None
+    assert found.job["job_id"] == job_id
+    assert found.job["phase"] == "SUCCEEDED"
+    with pytest.raises(CloudJobsInputError):
+        live._fetch_with_hook((conn_id, "my-servers", None, job_id, None))

@@ -126,8 +126,8 @@ class FakeCloud:
         )
 
 
-def keys(n: int) -> list[tuple[str, str, None, str]]:
-    return [("conn", "cce", None, f"job-{i}") for i in range(n)]
+def keys(n: int) -> list[tuple[str, str, None, str, None]]:
+    return [("conn", "cce", None, f"job-{i}", None) for i in range(n)]
 
 
 def test_a_page_of_hundreds_of_waits_makes_at_most_budget_calls_per_refresh() -> None:
@@ -144,7 +144,7 @@ def test_a_page_of_hundreds_of_waits_makes_at_most_budget_calls_per_refresh() ->
 def test_cached_answers_are_reused_until_they_are_stale() -> None:
     cloud = FakeCloud()
     lookups = JobLookups(cloud, ttl=0.2, terminal_ttl=60)
-    wanted = [("conn", "cce", None, "job-1"), ("conn", "cce", None, "done")]
+    wanted = [("conn", "cce", None, "job-1", None), ("conn", "cce", None, "done", None)]
     lookups.get_many(wanted, budget=10)
     lookups.get_many(wanted, budget=10)
     assert len(cloud.calls) == 2
@@ -186,11 +186,11 @@ def test_an_error_is_cached_and_shown_without_secrets(monkeypatch: pytest.Monkey
         raise RuntimeError("IAM refused user 'u' with password s3cr3t-Passw0rd")
 
     lookups = JobLookups(failing)
-    found = lookups.get_many([("conn", "cce", None, "x")], budget=1)
-    error = found[("conn", "cce", None, "x")].error  # type: ignore[union-attr]
+    found = lookups.get_many([("conn", "cce", None, "x", None)], budget=1)
+    error = found[("conn", "cce", None, "x", None)].error  # type: ignore[union-attr]
     assert "IAM refused" in error
     assert "s3cr3t-Passw0rd" not in error
-    lookups.get_many([("conn", "cce", None, "x")], budget=1)
+    lookups.get_many([("conn", "cce", None, "x", None)], budget=1)
     assert lookups.calls == 1
 
 
