@@ -354,3 +354,59 @@ def test_connection_test_button_works_from_the_ui(deployment: Deployment) -> Non
     deployment.observe(
         "ui_4_connection_test", http=result, same_body_as_http=refused, ui_sent=sent_shown, ui_answer=answer
     )
+
+
+def test_connection_test_never_sends_the_stored_password_elsewhere(deployment: Deployment) -> None:
+    """Test reuses the stored password when the form sends it masked. A user who may test connections but
+    edits the endpoints in the form (not saved) must not get that password sent to a server of theirs."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    seen: list[str] = []
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            seen.append(self.rfile.read(length).decode("utf-8", "replace"))
+            self.send_response(500)
+            self.end_headers()
+
+        do_GET = do_POST
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    api = deployment.api
+    conn = {
+        c["connection_id"]: c for c in api.get("/api/v2/connections", params={"limit": 100})["connections"]
+    }["cloudjobs_default"]
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    elsewhere = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        extra = {
+            **json.loads(conn["extra"] or "{}"),
+            "iam_endpoint": elsewhere,
+            "endpoints": {"*": elsewhere},
+        }
+        body = {
+            "conn_type": "cloudjobs",
+            "connection_id": "cloudjobs_default",
+            "extra": json.dumps(extra),
+            "login": conn.get("login") or "",
+            "password": "***",  # what the form sends for a password it did not change
+            "host": "",
+            "port": 0,
+        }
+        refused = api.request("POST", "/api/v2/connections/test", json=body, expect=(200, 400))
+        assert seen == [], "the stored password went to an endpoint the stored connection does not name"
+        assert "password" in json.dumps(refused), refused
+        # with the password typed again, testing other endpoints is the user's own business
+        body["password"] = "typed-again"
+        api.request("POST", "/api/v2/connections/test", json=body, expect=(200,))
+        assert len(seen) == 1
+        assert "typed-again" in seen[0]
+        assert simulator.PASSWORD not in seen[0]
+    finally:
+        server.shutdown()
+        server.server_close()

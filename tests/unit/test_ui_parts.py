@@ -208,3 +208,20 @@ def test_a_page_gets_the_job_without_its_raw_body() -> None:
     assert "entities" not in shown
     assert shown["sub_jobs"][0]["job_id"] == "s"
     assert "raw" not in shown["sub_jobs"][0]
+
+
+def test_a_connection_test_destination_is_where_the_credentials_go():
+    from airflow_provider_cloudjobs.plugins.asgi import destination
+
+    stored = {"domain_name": "d", "region": "cn-north-4", "project_id": "p1"}
+    same = destination("alice", json.dumps({**stored, "timeout": "12"}))  # not a destination field
+    assert same == destination("alice", stored)
+    for changed in (
+        {"iam_endpoint": "https://evil.example"},
+        {"endpoints": {"*": "https://evil.example"}},
+        {"endpoint_domain": "evil.example"},
+        {"region": "eu-de"},
+        {"verify": False},
+    ):
+        assert destination("alice", {**stored, **changed}) != same, changed
+    assert destination("alice", "{not json") is None
