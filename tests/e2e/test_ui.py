@@ -166,12 +166,14 @@ def test_cloud_jobs_page_and_tab_while_deferred(
     assert body["cloud_calls"] <= 24, body["cloud_calls"]  # one refresh starts a bounded number of calls
     rows = {r["job_id"]: r for r in body["in_flight"] if r["dag_id"] in (DAG, POKE_DAG)}
     cce, dws, poke = rows[jobs["cce"]], rows[jobs["dws"]], rows[jobs["poke"]]
-    # Found from its task instance and rendered job id, not from a trigger; asked through the default
-    # connection, which the page says it assumed.
+    # Found from its task instance and rendered template fields (job id and connection), not from a trigger.
     assert poke["state"] == "running", poke
     assert poke["run_id"] == runs["poke"]
     assert poke["job"]["resource_name"] == "ui-poked"
-    assert (poke["conn_id"], poke["conn_known"]) == ("cloudjobs_default", False)
+    assert (poke["conn_id"], poke["conn_known"]) == (
+        "cloudjobs_default",
+        True,
+    )  # from its rendered template fields
     assert (cce["run_id"], dws["run_id"]) == (runs["cce"], runs["dws"])  # two runs, told apart
     assert cce["state"] == dws["state"] == "deferred"
     assert (cce["service"], dws["service"]) == ("cce", "dws")
