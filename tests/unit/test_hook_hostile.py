@@ -174,7 +174,7 @@ def test_a_large_garbage_error_page_is_read_in_linear_time(cloud_simulator, clou
 
 @pytest.mark.parametrize(
     ("kind", "size"),
-    [("huge", 20 << 20), ("gzip_bomb", 200 << 20)],  # streamed with no length; 200 MiB inflated from ~200 KiB
+    [("huge", 64 << 20), ("gzip_bomb", 200 << 20)],  # streamed with no length; 200 MiB inflated from ~200 KiB
 )
 def test_a_body_over_the_size_cap_is_refused_without_reading_it_whole(
     cloud_simulator, cloudjobs_conn, kind, size
@@ -191,7 +191,9 @@ def test_a_body_over_the_size_cap_is_refused_without_reading_it_whole(
     for error in errors:
         assert "max_response_bytes" in str(error)
         assert "1048576" in str(error)
-    assert peak < 8 << 20  # the cap is 1 MiB
+    # the cap is 1 MiB; read whole, the body would be 64 or 200 MiB (the margin is for whatever else the
+    # process allocates meanwhile: the simulator's thread, log capture)
+    assert peak < 24 << 20
 
 
 def test_deeply_nested_json_is_a_retryable_bad_body_not_a_crash(cloud_simulator, cloudjobs_conn):
