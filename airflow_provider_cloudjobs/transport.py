@@ -262,7 +262,7 @@ class BodyReader:
         elif encoding in ("", "identity"):
             self._inflater = None
             length = headers.get("Content-Length") or headers.get("content-length")
-            if length and length.strip().isdigit() and int(length) > limit:
+            if length and length.strip().isascii() and length.strip().isdigit() and int(length) > limit:
                 raise self._too_large()
         else:
             raise CloudJobsAPIError(

@@ -153,3 +153,8 @@ def _leaves(value):
             yield from _leaves(item)
     else:
         yield value
+
+
+@pytest.mark.parametrize("length", ["²", "1e9", "-5", " 12 ", "٣"])
+def test_a_content_length_that_is_no_plain_number_is_not_trusted(length):
+    assert read(b"{}", **{"Content-Length": length}) == b"{}"
