@@ -417,6 +417,7 @@ class CloudRequestOperator(CloudJobOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
         self._ti = context["ti"]
+        self._has_store = context.get("task_state_store") is not None
         return super().execute_complete(context, event)
 
     def finish(self, event: dict[str, Any] | Finished, *, fail_on_job_failure: bool = True) -> dict[str, Any]:
