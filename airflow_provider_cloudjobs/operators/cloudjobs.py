@@ -294,7 +294,9 @@ class CloudRequestOperator(CloudJobOperator):
                     f"{self.method} {self.path} was throttled (HTTP 429): the cloud did not take it; "
                     f"a retry of this task sends it again. {exc}"
                 ) from exc
-            if once and (exc.retryable or exc.status is None):
+            # A transport error, a 5xx or a 2xx whose body could not be read: the cloud may have acted.
+            maybe_accepted = exc.retryable or exc.status is None or not 400 <= exc.status < 500
+            if once and maybe_accepted:
                 raise AirflowException(
                     f"{self.method} {self.path} got no usable answer: {exc}. It was sent once and not "
                     f"repeated in this try, because {profile.label} may have accepted it anyway: check for "
