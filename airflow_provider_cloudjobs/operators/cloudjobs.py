@@ -285,7 +285,7 @@ class CloudRequestOperator(CloudJobOperator):
                 self.method, profile.key, self.path, json=self.json, project_id=self.project_id
             )
         except CloudJobsAuthError as exc:
-            raise AirflowFailException(f"{self.method} {self.path} was refused: {exc}") from exc
+            raise AirflowFailException(f"Not authorised to send {self.method} {self.path}: {exc}") from exc
         except CloudJobsInputError as exc:
             raise AirflowFailException(str(exc)) from exc
         except CloudJobsAPIError as exc:

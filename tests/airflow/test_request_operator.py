@@ -233,6 +233,56 @@ def test_retryable_faults_while_polling_do_not_end_the_wait(
     assert creates(cloud_simulator) == 1
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_job_not_visible_yet_is_waited_for_within_the_grace(
+    cloud_simulator, conn_id, make_dag, run_dag, fast_backoff, mode
+):
+    cloud_simulator.configure(default_polls_to_finish=2)
+    cloud_simulator.inject_fault("404", path_contains="/jobs/", count=2)
+    with make_dag() as dag:
+        request_task("cce", mode, name="late")
+
+    result = run_dag(dag)
+
+    assert result.ti("create").state == "success", result.log
+    assert result.log_lines("is not visible yet (404)"), result.log
+    assert creates(cloud_simulator) == 1
+
+
+def test_an_expired_token_on_the_create_is_refreshed_and_the_refused_request_sent_again(
+    cloud_simulator, conn_id, make_dag, run_dag
+):
+    cloud_simulator.configure(default_polls_to_finish=1)
+    cloud_simulator.inject_fault("token_expired", path_contains="/clusters", count=1)
+    with make_dag(retries=0) as dag:
+        request_task("cce", name="token")
+
+    result = run_dag(dag)
+
+    assert result.ti("create").state == "success", result.log
+    stats = cloud_simulator.stats()
+    assert stats["create_requests"] == 2  # the first was refused with 401: nothing was created
+    assert stats["jobs"] == 1
+    assert stats["iam_token_calls"] == 2
+
+
+def test_wrong_password_fails_at_once_before_anything_is_sent(
+    cloud_simulator, cloudjobs_conn, make_dag, run_dag
+):
+    cloudjobs_conn(password="Bad-Secret-42")
+    with make_dag() as dag:
+        request_task("cce", name="never")
+
+    result = run_dag(dag)
+
+    ti = result.ti("create")
+    assert (ti.state, ti.try_number) == ("failed", 1)
+    assert result.log_lines("AirflowFailException", "username or password is wrong"), result.log
+    assert "Bad-Secret-42" not in result.log
+    stats = cloud_simulator.stats()
+    assert (stats["iam_token_calls"], stats["create_requests"]) == (1, 0)
+
+
 # -- the creating call itself ---------------------------------------------------------------------------
 @pytest.mark.parametrize("fault", ["500", "502", "reset", "malformed_json"])
 def test_a_failed_create_is_not_retried_within_the_try(cloud_simulator, conn_id, make_dag, run_dag, fault):
