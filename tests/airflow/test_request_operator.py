@@ -19,6 +19,20 @@ from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS
 from airflow_provider_cloudjobs.testing.simulator import PROJECT_ID
 
 
+@pytest.fixture(autouse=True)
+def _secrets_masker_as_before():
+    """Each DAG run masks the IAM tokens it got in this process's secrets masker, which only grows (a real
+    task process starts with an empty one) and recompiles one regex of every secret on each addition. Put
+    it back after each test, so this module's many runs leave no megabyte-sized regex to later tests that
+    measure memory (tests/unit/test_hook_hostile.py)."""
+    from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
+
+    masker = _secrets_masker()
+    patterns, replacer = set(masker.patterns), masker.replacer
+    yield
+    masker.patterns, masker.replacer = patterns, replacer
+
+
 def has_task_state_store() -> bool:
     try:
         import airflow.sdk.bases.resumablejobmixin  # noqa: F401  (arrived with the task state store, 3.3)
