@@ -144,7 +144,7 @@ class ServiceProfile:
             raise CloudJobsInputError(f"Invalid service profile {self.key!r}: " + "; ".join(problems))
         # Normalise the status table once so lookups are a plain dict hit.
         object.__setattr__(self, "phases", {str(k).upper(): v for k, v in self.phases.items()})
-        for name in _PATH_FIELDS:
+        for name in _LIST_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, (value,) if value else ())
@@ -164,7 +164,7 @@ class ServiceProfile:
         """Plain data, for trigger kwargs and connection extra."""
         data = dataclasses.asdict(self)
         data["phases"] = dict(self.phases)
-        for name in _PATH_FIELDS:
+        for name in _LIST_FIELDS:
             data[name] = list(data[name])
         return data
 
@@ -225,8 +225,9 @@ _PATH_FIELDS = (
     "started_at",
     "updated_at",
     "ended_at",
-    "answer_job_id",
 )
+# Paths fields that are not paths into a job object: ``answer_job_id`` reads the answer to the creating call.
+_LIST_FIELDS = (*_PATH_FIELDS, "answer_job_id")
 _FIELD_NAMES = {f.name for f in dataclasses.fields(ServiceProfile)} - {"key"}
 
 
