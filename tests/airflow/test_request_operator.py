@@ -23,8 +23,8 @@ from airflow_provider_cloudjobs.testing.simulator import PROJECT_ID
 def _secrets_masker_as_before():
     """Each DAG run masks the IAM tokens it got in this process's secrets masker, which only grows (a real
     task process starts with an empty one) and recompiles one regex of every secret on each addition. Put
-    it back after each test, so this module's many runs leave no megabyte-sized regex to later tests that
-    measure memory (tests/unit/test_hook_hostile.py)."""
+    it back after each test, so this module's many runs do not grow it for the tests after them (a larger
+    regex is recompiled on every later mask, which tests measuring memory with tracemalloc count)."""
     from airflow.sdk._shared.secrets_masker.secrets_masker import _secrets_masker
 
     masker = _secrets_masker()
