@@ -169,7 +169,7 @@ class CloudRequestOperator(CloudJobOperator):
     sending the request again. Older Airflow has no task state store: crash recovery is off there.
     """
 
-    template_fields: Sequence[str] = ("path", "json", "service", "project_id")
+    template_fields: Sequence[str] = ("path", "json", "service", "project_id", "cloudjobs_conn_id")
     template_fields_renderers = {"json": "json"}
     ui_color = "#dcefff"
 
