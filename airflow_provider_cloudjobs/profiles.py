@@ -93,6 +93,8 @@ class ServiceProfile:
     :param root: where the job object sits in the body (``"job"`` when the body is ``{"job": {...}}``).
     :param progress_scale: multiply a numeric progress by this to get percent (100 for a 0-1 fraction).
     :param sub_jobs: path of the list of sub-jobs; each is normalised with this same profile.
+    :param answer_job_id: where the answer to the call that starts a job (create a cluster, servers ...)
+        keeps the job id, for ``CloudRequestOperator``: CCE ``status.jobID``, most services ``job_id``.
     :param console_path: console URL path for the job's resource; ``{name}`` placeholders are filled from
         the normalised job (``resource_id``, ``job_id`` ...), ``region``, ``project_id``, or a dotted path
         into the raw job.
@@ -120,6 +122,7 @@ class ServiceProfile:
     entities: str = "entities"
     console_path: str = ""
     display_name: str = ""
+    answer_job_id: Paths = ("job_id",)
 
     def __post_init__(self) -> None:
         problems = []
@@ -141,7 +144,7 @@ class ServiceProfile:
             raise CloudJobsInputError(f"Invalid service profile {self.key!r}: " + "; ".join(problems))
         # Normalise the status table once so lookups are a plain dict hit.
         object.__setattr__(self, "phases", {str(k).upper(): v for k, v in self.phases.items()})
-        for name in _PATH_FIELDS:
+        for name in _LIST_FIELDS:
             value = getattr(self, name)
             if isinstance(value, str):
                 object.__setattr__(self, name, (value,) if value else ())
@@ -161,7 +164,7 @@ class ServiceProfile:
         """Plain data, for trigger kwargs and connection extra."""
         data = dataclasses.asdict(self)
         data["phases"] = dict(self.phases)
-        for name in _PATH_FIELDS:
+        for name in _LIST_FIELDS:
             data[name] = list(data[name])
         return data
 
@@ -223,6 +226,8 @@ _PATH_FIELDS = (
     "updated_at",
     "ended_at",
 )
+# Paths fields that are not paths into a job object: ``answer_job_id`` reads the answer to the creating call.
+_LIST_FIELDS = (*_PATH_FIELDS, "answer_job_id")
 _FIELD_NAMES = {f.name for f in dataclasses.fields(ServiceProfile)} - {"key"}
 
 
@@ -306,6 +311,7 @@ def _cce(key: str, path: str, console_path: str, display_name: str) -> ServicePr
         entities="spec.extendParam",
         console_path=console_path,
         display_name=display_name,
+        answer_job_id=("status.jobID",),
     )
 
 

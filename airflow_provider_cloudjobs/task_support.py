@@ -37,7 +37,10 @@ FAILED_NEXT_STEPS = (
 
 
 def default_deferrable() -> bool:
-    from airflow.sdk import conf
+    try:  # Airflow 3.2+
+        from airflow.sdk import conf
+    except ImportError:  # Airflow 3.1: the Task SDK has no conf yet
+        from airflow.configuration import conf  # type: ignore[assignment]
 
     return conf.getboolean("operators", "default_deferrable", fallback=False)
 

@@ -1,8 +1,10 @@
-"""Create a CCE cluster, wait for its job in the triggerer, use the finished job downstream.
+"""Create a CCE cluster crash-safely, wait for its job in the triggerer, use the finished job downstream.
 
-The create call goes through ``CloudJobsHook.request`` (auth, signing, retries and error messages
-handled); the cloud answers with a job id, which the deferrable sensor waits on without holding a
-worker slot. Against the local simulator (``python3 dev.py demo``) the whole DAG takes seconds.
+``CloudRequestOperator`` sends the create call (at most once per try) and, on Airflow 3.3+, keeps the job
+id CCE answers with in the task state store before anything else, so a retry after a crash reconnects to
+that job instead of creating a second cluster. Here it does not wait itself (``wait_for_completion=False``:
+it returns the job as it is right after the create); the deferrable sensor waits without holding a worker
+slot. Against the local simulator (``python3 dev.py demo``) the whole DAG takes seconds.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+from airflow_provider_cloudjobs.operators.cloudjobs import CloudRequestOperator
 from airflow_provider_cloudjobs.sensors.cloudjobs import CloudJobSensor
 
 POLL_INTERVAL = float(os.environ.get("CLOUDJOBS_EXAMPLE_POLL_INTERVAL", "30"))
@@ -28,35 +30,34 @@ with DAG(
     params={"cluster_name": Param("demo-cluster", type="string", description="Name of the CCE cluster")},
     default_args={"retries": 2},
 ) as dag:
-
-    @task
-    def create_cluster(params: dict[str, Any] | None = None) -> str:
-        """POST the cluster spec; CCE answers with the cluster, whose status carries the job id."""
-        name = (params or {}).get("cluster_name", "demo-cluster")
-        spec = {
+    # CCE answers with the cluster, whose status.jobID is the job id (the operator knows where to look).
+    create_cluster = CloudRequestOperator(
+        task_id="create_cluster",
+        service="cce",
+        path="/api/v3/projects/{project_id}/clusters",
+        json={
             "kind": "Cluster",
             "apiVersion": "v3",
-            "metadata": {"name": name},
+            "metadata": {"name": "{{ params.cluster_name }}"},
             "spec": {
                 "flavor": "cce.s1.small",
                 "version": "v1.29",
                 "hostNetwork": {"vpc": "vpc-id", "subnet": "subnet-id"},
                 "containerNetwork": {"mode": "overlay_l2"},
             },
-        }
-        cluster = CloudJobsHook().request("POST", "cce", "/api/v3/projects/{project_id}/clusters", json=spec)
-        return cluster["status"]["jobID"]
-
-    job_id = create_cluster()
+        },
+        wait_for_completion=False,
+    )
 
     wait_for_cluster = CloudJobSensor(
         task_id="wait_for_cluster",
-        job_id=job_id,
+        job_id="{{ ti.xcom_pull(task_ids='create_cluster')['job_id'] }}",
         service="cce",
         deferrable=True,
         poke_interval=POLL_INTERVAL,
         timeout=TIMEOUT,
     )
+    create_cluster >> wait_for_cluster
 
     @task
     def report(job: dict[str, Any]) -> str:

@@ -1,7 +1,9 @@
-"""Bind a classic ELB to a DWS cluster, wait with the operator, and branch on the job's phase.
+"""Create a classic ELB, bind it to a DWS cluster, and branch on the binding job's phase.
 
-``fail_on_job_failure=False`` hands a failed job to the next task instead of failing, so the
-branch can clean up or notify: the job's ``phase``, ``error_code`` and ``message`` say what happened.
+Each call that starts a job is a ``CloudRequestOperator``: it sends the request once, finds the job id in
+the answer (``job_id`` for classic ELB and DWS), and waits in the triggerer. ``fail_on_job_failure=False``
+hands a failed binding job to the next task instead of failing, so the branch can clean up or notify: the
+job's ``phase``, ``error_code`` and ``message`` say what happened.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
-from airflow_provider_cloudjobs.operators.cloudjobs import CloudJobOperator
+from airflow_provider_cloudjobs.operators.cloudjobs import CloudRequestOperator
 
 POLL_INTERVAL = float(os.environ.get("CLOUDJOBS_EXAMPLE_POLL_INTERVAL", "30"))
 
@@ -28,46 +29,36 @@ with DAG(
         "elb_name": Param("dws-elb", type="string"),
     },
 ) as dag:
-
-    @task
-    def create_elb(params: dict[str, Any] | None = None) -> str:
-        """Create a classic load balancer; the answer carries the ELB job id."""
-        body = {
-            "name": (params or {}).get("elb_name", "dws-elb"),
+    create_elb = CloudRequestOperator(
+        task_id="create_elb",
+        service="elb",
+        path="/v1.0/{project_id}/elbaas/loadbalancers",
+        json={
+            "name": "{{ params.elb_name }}",
             "vpc_id": "vpc-id",
             "type": "Internal",
             "bandwidth": 1,
             "admin_state_up": 1,
-        }
-        return CloudJobsHook().request("POST", "elb", "/v1.0/{project_id}/elbaas/loadbalancers", json=body)[
-            "job_id"
-        ]
-
-    elb_job = CloudJobOperator(
-        task_id="wait_for_elb",
-        job_id=create_elb(),
-        service="elb",
+        },
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=3600,
     )
 
-    @task
-    def bind_elb(elb: dict[str, Any], params: dict[str, Any] | None = None) -> str:
-        """Associate the new ELB with the DWS cluster; DWS answers with its own job id."""
-        cluster = (params or {}).get("dws_cluster_id", "dws-cluster-0001")
-        path = f"/v1.0/{{project_id}}/clusters/{cluster}/elbs/{elb['resource_id']}"
-        return CloudJobsHook().request("POST", "dws", path)["job_id"]
-
-    dws_job = CloudJobOperator(
-        task_id="wait_for_binding",
-        job_id=bind_elb(elb_job.output),
+    # DWS answers the binding with its own job id; the new ELB's id comes from the ELB job.
+    bind_elb = CloudRequestOperator(
+        task_id="bind_elb",
         service="dws",
+        path=(
+            "/v1.0/{project_id}/clusters/{{ params.dws_cluster_id }}"
+            "/elbs/{{ ti.xcom_pull(task_ids='create_elb')['resource_id'] }}"
+        ),
         deferrable=True,
         poll_interval=POLL_INTERVAL,
         timeout=3600,
         fail_on_job_failure=False,
     )
+    create_elb >> bind_elb
 
     @task.branch
     def on_phase(job: dict[str, Any]) -> str:
@@ -81,4 +72,4 @@ with DAG(
     def investigate(job: dict[str, Any]) -> None:
         print(f"DWS job {job['job_id']} {job['phase']}: {job['error_code']} {job['message']}")
 
-    on_phase(dws_job.output) >> [announce(dws_job.output), investigate(dws_job.output)]
+    on_phase(bind_elb.output) >> [announce(bind_elb.output), investigate(bind_elb.output)]

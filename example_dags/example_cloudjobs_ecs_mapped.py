@@ -1,7 +1,9 @@
-"""Create a fleet of ECS servers and wait on every job at once with dynamic task mapping.
+"""Create a fleet of ECS servers, one create call per server, and wait on every job at once.
 
-Each mapped sensor instance defers to its own trigger; a triggerer holds thousands of them in one
-event loop with one HTTP session and one token per connection.
+``CloudRequestOperator`` mapped over the request bodies (dynamic task mapping): each mapped instance sends
+its own create call once, keeps its job id in its own task state (Airflow 3.3+) and defers to its own
+trigger; a triggerer holds thousands of them in one event loop with one HTTP session and one token per
+connection.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from typing import Any
 import pendulum
 from airflow.sdk import DAG, Param, task
 
-from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
-from airflow_provider_cloudjobs.sensors.cloudjobs import CloudJobSensor
+from airflow_provider_cloudjobs.operators.cloudjobs import CloudRequestOperator
 
 POLL_INTERVAL = float(os.environ.get("CLOUDJOBS_EXAMPLE_POLL_INTERVAL", "30"))
 
@@ -27,13 +28,11 @@ with DAG(
 ) as dag:
 
     @task
-    def create_servers(params: dict[str, Any] | None = None) -> list[str]:
-        """One ECS create call per server (one job each), as a fleet rollout often does."""
-        hook = CloudJobsHook()
+    def server_specs(params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        """One request body per server (ECS answers each with its own job id)."""
         count = int((params or {}).get("servers", 3))
-        job_ids = []
-        for index in range(count):
-            body = {
+        return [
+            {
                 "server": {
                     "name": f"web-{index:02d}",
                     "flavorRef": "s6.small.1",
@@ -43,16 +42,17 @@ with DAG(
                     "count": 1,
                 }
             }
-            job_ids.append(hook.request("POST", "ecs", "/v1/{project_id}/cloudservers", json=body)["job_id"])
-        return job_ids
+            for index in range(count)
+        ]
 
-    waits = CloudJobSensor.partial(
-        task_id="wait_for_server",
+    servers = CloudRequestOperator.partial(
+        task_id="create_server",
         service="ecs",
+        path="/v1/{project_id}/cloudservers",
         deferrable=True,
-        poke_interval=POLL_INTERVAL,
+        poll_interval=POLL_INTERVAL,
         timeout=3600,
-    ).expand(job_id=create_servers())
+    ).expand(json=server_specs())
 
     @task
     def summarize(jobs: list[dict[str, Any]]) -> list[str]:
@@ -60,4 +60,4 @@ with DAG(
         print(f"{len(servers)} servers ready: {', '.join(servers)}")
         return servers
 
-    summarize(waits.output)
+    summarize(servers.output)

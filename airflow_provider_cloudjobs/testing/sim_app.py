@@ -1,4 +1,5 @@
-"""The simulator's HTTP side: IAM, every service's job GET, a few creation APIs, faults, control API.
+"""The simulator's HTTP side: IAM, every service's job GET, the creation APIs of the example DAGs,
+faults, control API.
 
 One aiohttp application serves all services on one port (a connection's ``endpoints: {"*": url}``).
 Per request the work is O(1): a dict lookup for the token or an HMAC for AK/SK, a dict lookup for
@@ -522,6 +523,20 @@ async def create_classic_elb(request: web.Request) -> web.Response:
     return _json({"uri": f"/v1.0/{project_id}/jobs/{job_id}", "job_id": job_id})
 
 
+async def create_dws_cluster(request: web.Request) -> web.Response:
+    """``POST /v1.0/{project_id}/clusters``: DWS answers with the new cluster's id only, and no job id
+    (the SDK's ``CreateClusterResponse`` is ``{"cluster": {"id"}}``): progress is the cluster's status."""
+    project_id = request.match_info["project_id"]
+    denied = await authenticate(request, project_id, "dws")
+    if denied is not None:
+        return denied
+    body = await _read_json(request)
+    cluster = body.get("cluster") if isinstance(body, dict) else None
+    if not isinstance(cluster, dict) or not cluster.get("name"):
+        return _json(r.service_error("dws", 400, "cluster.name is required", _rid(request)), 400)
+    return _json({"cluster": {"id": str(uuid.uuid4())}})
+
+
 async def dws_associate_elb(request: web.Request) -> web.Response:
     project_id = request.match_info["project_id"]
     denied = await authenticate(request, project_id, "dws")
@@ -646,6 +661,7 @@ def build_app(state: SimState) -> web.Application:
         "/api/v3/projects/{project_id}/clusters/{cluster_id}/nodes", create_cce_node, name="create:cce-node"
     )
     router.add_post("/v1.0/{project_id}/elbaas/loadbalancers", create_classic_elb, name="create:elb")
+    router.add_post("/v1.0/{project_id}/clusters", create_dws_cluster, name="create:dws-cluster")
     router.add_post(
         "/v1.0/{project_id}/clusters/{cluster_id}/elbs/{elb_id}", dws_associate_elb, name="create:dws-elb"
     )

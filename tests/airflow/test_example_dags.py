@@ -60,7 +60,8 @@ def test_cce_example_creates_a_cluster_and_reports_it(cloud_simulator, examples,
     assert result.state == "success", result.log
     job = result.xcom("wait_for_cluster")
     assert (job["service"], job["phase"], job["resource_name"]) == ("cce", "SUCCEEDED", "orders-prod")
-    assert job["job_id"] == result.xcom("create_cluster")
+    assert job["job_id"] == result.xcom("create_cluster")["job_id"]
+    assert result.xcom("create_cluster", "response")["status"]["jobID"] == job["job_id"]
     assert result.deferred == 1
     assert result.xcom("report").startswith(f"Cluster orders-prod ready: job {job['job_id']} SUCCEEDED")
     assert cloud_simulator.stats()["create_requests"] == 1
@@ -78,29 +79,30 @@ def test_cce_example_fails_on_a_failed_cluster_job_without_retrying(cloud_simula
     ti = result.ti("wait_for_cluster")
     assert (ti.state, ti.try_number) == ("failed", 1)
     assert result.ti("report").state == "upstream_failed"
-    assert result.log_lines("AirflowFailException", result.xcom("create_cluster")), result.log
+    assert result.log_lines("AirflowFailException", result.xcom("create_cluster")["job_id"]), result.log
 
 
 def test_dws_elb_example_binds_and_announces(cloud_simulator, examples, run_dag):
     result = run_dag(examples["example_cloudjobs_dws_elb"])
 
     assert result.state == "success", result.log
-    assert result.xcom("wait_for_elb")["phase"] == "SUCCEEDED"
-    assert result.xcom("wait_for_elb")["resource_id"]  # what bind_elb() builds its path from
-    binding = result.xcom("wait_for_binding")
+    assert result.xcom("create_elb")["phase"] == "SUCCEEDED"
+    assert result.xcom("create_elb")["resource_id"]  # what bind_elb builds its path from
+    binding = result.xcom("bind_elb")
     assert (binding["service"], binding["phase"]) == ("dws", "SUCCEEDED")
     assert result.ti("announce").state == "success"
     assert result.ti("investigate").state == "skipped"
     assert result.deferred == 2
+    assert cloud_simulator.stats()["create_requests"] == 2
 
 
 def test_dws_elb_example_investigates_a_failed_binding(cloud_simulator, examples, run_dag):
     result = run_dag(examples["example_cloudjobs_dws_elb"], run_conf={"dws_cluster_id": "dws-fail-0001"})
 
     assert result.state == "success", result.log  # fail_on_job_failure=False: the branch handles it
-    binding = result.xcom("wait_for_binding")
+    binding = result.xcom("bind_elb")
     assert (binding["phase"], binding["is_terminal"]) == ("FAILED", True)
-    assert result.ti("wait_for_binding").state == "success"
+    assert result.ti("bind_elb").state == "success"
     assert result.ti("investigate").state == "success"
     assert result.ti("announce").state == "skipped"
 
@@ -109,13 +111,14 @@ def test_ecs_mapped_example_waits_on_every_server(cloud_simulator, examples, run
     result = run_dag(examples["example_cloudjobs_ecs_mapped"], run_conf={"servers": 3})
 
     assert result.state == "success", result.log
-    job_ids = result.xcom("create_servers")
-    assert len(job_ids) == 3
-    waits = [result.ti("wait_for_server", index) for index in range(3)]
+    job_ids = [result.xcom("create_server", "response", map_index=index)["job_id"] for index in range(3)]
+    assert len(set(job_ids)) == 3
+    waits = [result.ti("create_server", index) for index in range(3)]
     assert [ti.state for ti in waits] == ["success"] * 3
-    jobs = [result.xcom("wait_for_server", map_index=index) for index in range(3)]
+    jobs = [result.xcom("create_server", map_index=index) for index in range(3)]
     assert [job["job_id"] for job in jobs] == job_ids
     assert all(job["phase"] == "SUCCEEDED" for job in jobs)
     assert result.xcom("summarize") == [job["resource_id"] for job in jobs]
     assert result.deferred == 3
+    assert cloud_simulator.stats()["create_requests"] == 3
     assert cloud_simulator.stats()["iam_token_calls"] == 1  # one token for the whole run

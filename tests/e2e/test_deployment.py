@@ -148,9 +148,11 @@ def test_example_cce_dag_defers_and_succeeds(deployment: Deployment, sim: simula
 
     deferred = deployment.wait_ti_state(CCE, run_id, "wait_for_cluster", WAITING)
     assert deferred["state"] == "deferred", f"the sensor should be deferred while the job runs: {deferred}"
-    job_id = api.xcom(CCE, run_id, "create_cluster")
+    created = api.xcom(CCE, run_id, "create_cluster")  # the job right after the create (no wait)
+    job_id = created["job_id"]
     assert isinstance(job_id, str)
     assert job_id
+    assert api.xcom(CCE, run_id, "create_cluster", "response")["status"]["jobID"] == job_id
     trigger = deferred.get("trigger") or {}
     assert "CloudJobTrigger" in str(trigger.get("classpath")), deferred
     assert_no_secret(json.dumps(trigger))
@@ -335,7 +337,7 @@ def test_failing_job_fails_the_run_without_retries(
 
     run = deployment.wait_run_done(CCE, run_id, timeout=180)
     assert run["state"] == "failed", run
-    job_id = api.xcom(CCE, run_id, "create_cluster")
+    job_id = api.xcom(CCE, run_id, "create_cluster")["job_id"]
     sensor = api.ti(CCE, run_id, "wait_for_cluster")
     assert sensor["state"] == "failed", sensor
     assert sensor["try_number"] == 1, f"a failed cloud job must not be retried: {sensor}"
