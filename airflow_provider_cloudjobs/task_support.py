@@ -125,6 +125,13 @@ class CloudJobTaskMixin:
             timeout=timedelta(seconds=remaining + DEFERRAL_TIMEOUT_MARGIN),
         )
 
+    def complete(self, context: Context, event: dict[str, Any], *, fail_on_job_failure: bool = True) -> Any:
+        """``execute_complete`` of the sensor and the operators: the console link, then the result."""
+        job = event.get("job")
+        if job:
+            self.push_console_url(context, self.hook.profile(self.service, self.hook.get_conn()), job)
+        return self.finish(event, fail_on_job_failure=fail_on_job_failure)
+
     def finish(self, event: dict[str, Any] | Finished, *, fail_on_job_failure: bool = True) -> dict[str, Any]:
         """The job to return as XCom, or the exception the contract's Outcomes table names."""
         if isinstance(event, Finished):

@@ -101,10 +101,7 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
             time.sleep(wait.sleep_for(self.poll_interval, outcome, self.log))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        job = event.get("job")
-        if job:
-            self.push_console_url(context, self.hook.profile(self.service, self.hook.get_conn()), job)
-        return self.finish(event, fail_on_job_failure=self.fail_on_job_failure)
+        return self.complete(context, event, fail_on_job_failure=self.fail_on_job_failure)
 
 
 #: The task state store key holding the job a CloudRequestOperator started (Airflow 3.3+). Renaming it

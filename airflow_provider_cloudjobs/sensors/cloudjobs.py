@@ -99,7 +99,4 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
         return float(super()._get_next_poke_interval(started_at, run_duration, poke_count))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> Any:
-        job = event.get("job")
-        if job:
-            self.push_console_url(context, self.hook.profile(self.service, self.hook.get_conn()), job)
-        return self.finish(event)
+        return self.complete(context, event)
