@@ -39,8 +39,13 @@ NO_HTML_INJECTED = """(() => {
   return doc.title !== 'pwned' && document.title !== 'pwned'
     && content.querySelectorAll('img, script, b').length === 0;
 })()"""
-CLICK_BROWSE = """Array.from(document.querySelectorAll('button'))
-  .find(b => b.getAttribute('aria-label') === 'Browse').click()"""
+# Clicks the navigation's Browse button once it is rendered (the word may show before the button does).
+CLICK_BROWSE = """(() => {
+  const button = Array.from(document.querySelectorAll('button')).find(b => b.getAttribute('aria-label') === 'Browse');
+  if (!button) return false;
+  button.click();
+  return true;
+})()"""
 CLOUD_JOBS_ITEM = """(() => {
   const item = Array.from(document.querySelectorAll('a')).find(a => a.innerText.trim() === 'Cloud jobs');
   return item ? item.getAttribute('href') : null;
@@ -193,7 +198,7 @@ def test_cloud_jobs_page_and_tab_while_deferred(
         # Found where a person looks: Browse > Cloud jobs in the navigation.
         browser.goto(f"{deployment.base_url}/")
         browser.wait_text(["Browse"])
-        browser.eval(CLICK_BROWSE)
+        browser.wait_until("the Browse button", lambda: browser.eval(CLICK_BROWSE))
         menu_item = browser.wait_until("Browse > Cloud jobs", lambda: browser.eval(CLOUD_JOBS_ITEM))
         assert menu_item.endswith("/plugin/cloud-jobs"), menu_item
         browser.eval(f"document.querySelector('a[href=\"{menu_item}\"]').click()")
