@@ -1,5 +1,5 @@
 """Fixtures of the distributed end-to-end suite: one deployment (PostgreSQL, Redis, two Celery workers,
-two triggerers) for the session, stopped whatever happens.
+two triggerers) for this suite, stopped whatever happens.
 
 Its output (each process's log, the task logs, ``observations.json``) goes to ``test-output/e2e-distributed/``
 (or ``$CLOUDJOBS_E2E_DISTRIBUTED_OUTPUT``) and is kept after the run. Without Debian's ``postgresql`` and
@@ -21,7 +21,8 @@ from .distributed import DAG_ID, DistributedDeployment
 from .servers import missing_packages
 
 
-@pytest.fixture(scope="session")
+# Package scope: stopped as soon as this suite is done, not at the end of a whole `dev.py test` session.
+@pytest.fixture(scope="package")
 def cluster() -> Iterator[DistributedDeployment]:
     missing = missing_packages()
     if missing:
