@@ -77,10 +77,10 @@ def _spawn(name: str, cmd: list[str], log_path: Path, *, user: str | None = None
         entry = pwd.getpwnam(user)
 
         def preexec() -> None:  # pragma: no cover - runs in the child
-            _die_with_parent()
             os.setgid(entry.pw_gid)
             os.setgroups([])
             os.setuid(entry.pw_uid)
+            _die_with_parent()  # after setuid: changing credentials clears the parent-death signal
 
     log = open(log_path, "ab")  # noqa: SIM115 - closed by Daemon.stop()
     popen = subprocess.Popen(
