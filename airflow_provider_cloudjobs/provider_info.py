@@ -108,6 +108,9 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "Cloud Jobs", "python-modules": [f"{_MODULES}.operators.cloudjobs"]}
         ],
         "extra-links": [f"{_MODULES}.links.CloudConsoleLink"],
+        # The UI plugin; also under the `airflow.plugins` entry point (see pyproject.toml), which is what
+        # loads it with Airflow's default lazy provider discovery.
+        "plugins": [{"name": "cloudjobs", "plugin-class": f"{_MODULES}.plugins.CloudJobsPlugin"}],
         "connection-types": [
             {
                 "hook-class-name": f"{_MODULES}.hooks.cloudjobs.CloudJobsHook",

@@ -59,6 +59,7 @@ T = TypeVar("T")
 Profile = ServiceProfile | None
 DEFAULT_MAX_RETRIES = 4
 _CHUNK = 64 << 10
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 
 
 async def close_shared_session() -> None:
@@ -185,6 +186,10 @@ class CloudJobsHook(BaseHook):
     ) -> Flow[Any]:
         if not isinstance(path, str) or not path.startswith("/") or any(ch in path for ch in "\r\n\t "):
             raise CloudJobsInputError(f"path {str(path)[:80]!r} must start with '/' and hold no whitespace")
+        if str(method).upper() not in _METHODS:
+            raise CloudJobsInputError(
+                f"method {str(method)[:20]!r} is not one of {', '.join(sorted(_METHODS))}"
+            )
         validate_project_id(project_id)
 
         def flow(settings: CloudJobsSettings) -> Flow[Any]:

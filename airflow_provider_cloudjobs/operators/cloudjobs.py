@@ -42,7 +42,8 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
     :param not_found_grace: seconds after the wait starts during which a 404 means "not visible yet".
     """
 
-    template_fields: Sequence[str] = ("job_id", "service", "project_id")
+    # cloudjobs_conn_id too: its rendered value is how the Cloud jobs page knows the connection of a poking task
+    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id")
     operator_extra_links = (CloudConsoleLink(),)
     ui_color = "#e8f4ff"
     timeout_exception = AirflowFailException

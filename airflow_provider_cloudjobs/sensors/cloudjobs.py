@@ -36,7 +36,8 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
     ``AirflowSensorTimeout``. With ``soft_fail=True`` both (and any other failure of the wait) skip it.
     """
 
-    template_fields: Sequence[str] = ("job_id", "service", "project_id")
+    # cloudjobs_conn_id too: its rendered value is how the Cloud jobs page knows the connection of a poking task
+    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id")
     operator_extra_links = (CloudConsoleLink(),)
     ui_color = "#e8f4ff"
 

@@ -14,7 +14,14 @@ import pytest
 
 from .harness import ROOT, Deployment, wait_for
 
-DAG_IDS = ("example_cloudjobs_cce", "e2e_ping", "e2e_wait_long", "e2e_wait_short")
+DAG_IDS = (
+    "example_cloudjobs_cce",
+    "e2e_ping",
+    "e2e_wait_long",
+    "e2e_wait_short",
+    "e2e_ui_wait",
+    "e2e_ui_poke",
+)
 
 
 @pytest.fixture(scope="session")
@@ -48,7 +55,12 @@ def _parsed(deployment: Deployment, dag_id: str) -> bool:
     """True once the DAG is in the API; fails at once if its file (by naming convention) failed to import."""
     if deployment.api.get(f"/api/v2/dags/{dag_id}", expect=(200, 404)).get("dag_id"):
         return True
-    files = {"e2e_wait_long": "e2e_cloudjobs.py", "e2e_wait_short": "e2e_cloudjobs.py"}
+    files = {
+        "e2e_wait_long": "e2e_cloudjobs.py",
+        "e2e_wait_short": "e2e_cloudjobs.py",
+        "e2e_ui_wait": "e2e_ui.py",
+        "e2e_ui_poke": "e2e_ui.py",
+    }
     filename = files.get(dag_id, f"{dag_id}.py")
     for error in deployment.api.get("/api/v2/importErrors")["import_errors"]:
         if error["filename"].endswith(filename):

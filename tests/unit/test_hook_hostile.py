@@ -282,3 +282,13 @@ def test_a_netrc_entry_does_not_replace_the_aksk_signature(
     conn_id = cloudjobs_conn(auth_type="aksk")
     job_id = cloud_simulator.create_job("ecs", polls_to_finish=1)
     assert CloudJobsHook(conn_id, max_retries=0).get_job(job_id, "ecs")["phase"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize("method", ["GET\r\nX-Evil: 1", "TRACE", ""])
+def test_a_method_that_is_not_an_api_method_is_refused_before_any_request(
+    cloud_simulator, cloudjobs_conn, method
+):
+    conn_id = cloudjobs_conn()
+    with pytest.raises(CloudJobsError, match="method"):
+        CloudJobsHook(conn_id).request(method, "cce", CREATE)
+    assert cloud_simulator.stats()["requests"] == 0
