@@ -77,8 +77,9 @@ def ensure_venv(airflow_version: str, python_version: str | None = None) -> Path
             str(python),
             *(["--exclude-newer", as_of] if as_of else []),
             "-e",
-            # The SDK packages of the conformance suite are newer than an old Airflow's day: newest only.
-            ".[dev]" if as_of else ".[dev,conformance]",
+            # The SDK packages of the conformance suite are newer than an old Airflow's day: newest only;
+            # the distributed e2e suite's packages (Celery, PostgreSQL drivers) come along with them.
+            ".[dev]" if as_of else ".[dev,conformance,distributed]",
             f"apache-airflow=={airflow_version}",
         ]
     )

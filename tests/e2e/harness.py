@@ -97,6 +97,7 @@ class Service:
     popen: subprocess.Popen[bytes] | None = None
     starts: int = 0
     stopped: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # on top of the deployment's environment
     _log: Any = None
 
     @property
@@ -395,9 +396,9 @@ class Deployment:
         )
 
     # -- processes ---------------------------------------------------------------------------------
-    def add_service(self, name: str, args: list[str]) -> None:
+    def add_service(self, name: str, args: list[str], env: dict[str, str] | None = None) -> None:
         self.services[name] = Service(
-            name, [sys.executable, "-m", "airflow", *args], self.logs / f"{name}.log"
+            name, [sys.executable, "-m", "airflow", *args], self.logs / f"{name}.log", env=dict(env or {})
         )
 
     def start_service(self, name: str) -> Service:
@@ -412,7 +413,7 @@ class Deployment:
         service._log.flush()
         service.popen = subprocess.Popen(
             service.command,
-            env=self.env,
+            env={**self.env, **service.env},
             cwd=self.home,
             stdin=subprocess.DEVNULL,
             stdout=service._log,
