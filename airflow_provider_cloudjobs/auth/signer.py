@@ -129,13 +129,14 @@ def canonical_uri(path: str) -> str:
 def split_query(raw_query: str) -> list[tuple[str, str]]:
     """Decoded ``(key, value)`` pairs of a raw query string, as the API Gateway SDK splits it.
 
-    ``&`` separates pairs, the first ``=`` separates key from value, a bare key has the value ``""``, empty
-    keys are dropped, and ``+`` is a literal plus (the SDK never writes ``+`` for a space; it sends ``%20``).
+    ``&`` separates pairs, the first ``=`` separates key from value, a bare key has the value ``""``, a pair
+    with an empty key (``=v``) is kept and signed as the official SDK signs it, an empty item is dropped, and
+    ``+`` is a literal plus (the SDK never writes ``+`` for a space; it sends ``%20``).
     """
     pairs: list[tuple[str, str]] = []
     for item in raw_query.split("&"):
-        key, _, value = item.partition("=")
-        if key:
+        key, sep, value = item.partition("=")
+        if key or sep:
             pairs.append((unquote(key), unquote(value)))
     return pairs
 

@@ -157,6 +157,7 @@ def test_split_query_bare_repeated_and_empty_keys() -> None:
         ("b", "2"),
         ("flag", ""),
         ("a", "1"),
+        ("", "x"),  # an empty key is signed, as the official SDK signs it; an empty item is not
         ("a", "0"),
         ("c", "++"),
         ("d", "x=y"),
