@@ -118,14 +118,19 @@ async def _stored_connection(scope: Scope, conn_id: str) -> Any | None:
         return None
 
 
-async def destination_problem(scope: Scope, body: bytes) -> str | None:
-    """Why this ``cloudjobs`` test must be refused, or None."""
+def cloudjobs_test_body(body: bytes) -> dict[str, Any] | None:
+    """The parsed body of a ``cloudjobs`` connection test; None for anything else (left to Airflow)."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("conn_type") != CONN_TYPE:
         return None
+    return data
+
+
+async def destination_problem(scope: Scope, data: dict[str, Any]) -> str | None:
+    """Why this ``cloudjobs`` test must be refused, or None."""
     password = data.get("password")
     if password and password != MASKED:  # the caller brings their own credentials
         return None
@@ -138,20 +143,14 @@ async def destination_problem(scope: Scope, body: bytes) -> str | None:
     return DESTINATION_CHANGED
 
 
-def strip_blank_endpoint(body: bytes) -> bytes | None:
-    """The body without the blank hidden fields of a ``cloudjobs`` test request; None: leave it as is."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return None
-    if not isinstance(data, dict) or data.get("conn_type") != CONN_TYPE:
+def strip_blank_endpoint(data: dict[str, Any] | None) -> bytes | None:
+    """The test body without its blank hidden fields; None: leave the request as it is."""
+    if data is None:
         return None
     drop = [key for key, blanks in _BLANK.items() if key in data and data[key] in blanks]
     if not drop:
         return None
-    for key in drop:
-        del data[key]
-    return json.dumps(data).encode()
+    return json.dumps({key: value for key, value in data.items() if key not in drop}).encode()
 
 
 class TestConnectionBlankEndpoint:
@@ -182,7 +181,8 @@ class TestConnectionBlankEndpoint:
             size += len(chunk)
             more = bool(message.get("more_body"))
         body = b"".join(chunks)
-        problem = await destination_problem(scope, body) if size <= _MAX_BODY else None
+        data = cloudjobs_test_body(body) if size <= _MAX_BODY else None
+        problem = await destination_problem(scope, data) if data is not None else None
         if problem is not None:
             answer = json.dumps({"detail": problem}).encode()
             await send(
@@ -197,7 +197,7 @@ class TestConnectionBlankEndpoint:
             )
             await send({"type": "http.response.body", "body": answer})
             return
-        rewritten = strip_blank_endpoint(body) if size <= _MAX_BODY else None
+        rewritten = strip_blank_endpoint(data)
         replay = rewritten if rewritten is not None else body
         headers = scope.get("headers") or []
         if rewritten is not None:

@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_cloudjobs.plugins.asgi import TestConnectionBlankEndpoint, strip_blank_endpoint
+from airflow_provider_cloudjobs.plugins.asgi import (
+    TestConnectionBlankEndpoint,
+    cloudjobs_test_body,
+    strip_blank_endpoint,
+)
 from airflow_provider_cloudjobs.plugins.live import JobLookups, Lookup, page_job
 
 # -- the Test button: what the 3.2+ UI sends for a stored connection ----------------------------------
@@ -29,7 +33,7 @@ UI_BODY = {
 
 
 def test_blank_hidden_fields_of_a_cloudjobs_test_are_dropped() -> None:
-    body = strip_blank_endpoint(json.dumps(UI_BODY).encode())
+    body = strip_blank_endpoint(cloudjobs_test_body(json.dumps(UI_BODY).encode()))
     assert body is not None
     sent = json.loads(body)
     assert "host" not in sent
@@ -48,11 +52,11 @@ def test_blank_hidden_fields_of_a_cloudjobs_test_are_dropped() -> None:
     ],
 )
 def test_other_test_requests_are_left_alone(change: dict[str, Any]) -> None:
-    assert strip_blank_endpoint(json.dumps({**UI_BODY, **change}).encode()) is None
+    assert strip_blank_endpoint(cloudjobs_test_body(json.dumps({**UI_BODY, **change}).encode())) is None
 
 
 def test_a_body_that_is_not_json_is_left_to_airflow() -> None:
-    assert strip_blank_endpoint(b"{not json") is None
+    assert strip_blank_endpoint(cloudjobs_test_body(b"{not json")) is None
 
 
 def run_middleware(path: str, body: bytes, method: str = "POST") -> tuple[bytes, dict[bytes, bytes]]:
