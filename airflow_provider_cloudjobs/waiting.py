@@ -104,17 +104,20 @@ class JobWait:
     def label(self) -> str:
         return f"{self.service.upper()} job {short_id(self.job_id)}"
 
-    def event(
+    def finished(
         self, status: str, message: str, job: dict[str, Any] | None = None, *, fatal: bool = False
-    ) -> dict[str, Any]:
-        return {
-            "status": status,
-            "job_id": self.job_id,
-            "service": self.service,
-            "job": job if job is not None else self.last_job,
-            "message": message,
-            "fatal": fatal,
-        }
+    ) -> Finished:
+        """The end of the wait, with its event (the last job seen unless ``job`` is given)."""
+        return Finished(
+            {
+                "status": status,
+                "job_id": self.job_id,
+                "service": self.service,
+                "job": job if job is not None else self.last_job,
+                "message": message,
+                "fatal": fatal,
+            }
+        )
 
     def deadline_event(self, now: float | None = None) -> Finished | None:
         now = time.time() if now is None else now
@@ -130,7 +133,7 @@ class JobWait:
             f"{utc_text(self.end_time)} passed. The job itself goes on in the cloud; look at it in the "
             "console, then wait on the same job id again with a longer timeout, or delete what it created"
         )
-        return Finished(self.event(TIMEOUT, message, last_job))
+        return self.finished(TIMEOUT, message, last_job)
 
     def announce(self, job: dict[str, Any], log: Log, poll_interval: float, console: str) -> None:
         """The first line about a job: all an operator needs to find it and to know when the wait ends."""
@@ -166,21 +169,19 @@ class JobWait:
             self._last_job_json = json.dumps(job, separators=(",", ":"))
             return AGAIN
         if job["phase"] == "SUCCEEDED":
-            return Finished(self.event(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job))
-        return Finished(self.event(FAILED, describe_failure(job), job))
+            return self.finished(SUCCESS, f"{self.service.upper()} job {self.job_id} succeeded", job)
+        return self.finished(FAILED, describe_failure(job), job)
 
     def on_error(self, exc: CloudJobsError, log: Log, now: float | None = None) -> PollOutcome:
         """An error from a poll: finished (it cannot go on), or poll again after a backoff."""
         now = time.time() if now is None else now
         if isinstance(exc, CloudJobNotFoundError):
             if self.seen:
-                return Finished(
-                    self.event(
-                        ERROR,
-                        f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
-                        f"then the cloud answered 404 ({exc})",
-                        fatal=True,
-                    )
+                return self.finished(
+                    ERROR,
+                    f"{self.service.upper()} job {self.job_id} vanished: it was seen, "
+                    f"then the cloud answered 404 ({exc})",
+                    fatal=True,
                 )
             if now < self.not_found_until:
                 if not self._reported_invisible:
@@ -191,22 +192,18 @@ class JobWait:
                     )
                     self._reported_invisible = True
                 return AGAIN
-            return Finished(
-                self.event(
-                    ERROR,
-                    f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
-                    f"404 for the whole grace period ({exc})",
-                    fatal=True,
-                )
+            return self.finished(
+                ERROR,
+                f"{self.service.upper()} job {self.job_id} not found: the cloud answered "
+                f"404 for the whole grace period ({exc})",
+                fatal=True,
             )
         if isinstance(exc, CloudJobsAPIError) and exc.retryable and not isinstance(exc, CloudJobsAuthError):
             self.retry_attempt += 1
             return PollAgain(backoff_delay(self.retry_attempt, exc.retry_after), str(exc))
         fatal = isinstance(exc, (CloudJobsAuthError, CloudJobsInputError))
-        return Finished(
-            self.event(
-                ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal
-            )
+        return self.finished(
+            ERROR, f"Waiting for {self.service.upper()} job {self.job_id} failed: {exc}", fatal=fatal
         )
 
     def sleep_for(self, poll_interval: float, again: PollAgain, log: Log, now: float | None = None) -> float:
