@@ -77,6 +77,10 @@ class CloudJobTaskMixin:
                 raise CloudJobsInputError(f"not_found_grace must be >= 0 seconds, got {self.not_found_grace}")
         except CloudJobsInputError as exc:
             raise AirflowFailException(str(exc)) from exc
+        return self.service_profile()
+
+    def service_profile(self) -> ServiceProfile:
+        """The profile of ``service``; an unknown one fails without retries (a bad connection stays retryable)."""
         settings = self.hook.get_conn()
         try:
             return self.hook.profile(self.service, settings)
@@ -87,17 +91,15 @@ class CloudJobTaskMixin:
         start = time.time() if started_at is None else started_at
         return JobWait(self.job_id, self.service.lower(), start + timeout, start + self.not_found_grace)
 
-    def poll(self, wait: JobWait, profile: ServiceProfile, context: Context) -> PollOutcome:
-        """One sync poll: finished, or poll again (after the interval, or a backoff)."""
+    def poll(self, wait: JobWait, profile: ServiceProfile, context: Context, interval: float) -> PollOutcome:
+        """One sync poll: finished, or poll again (after ``interval``, or a backoff)."""
         try:
             job = self.hook.get_job(self.job_id, profile.key, self.project_id, profile)
         except CloudJobsError as exc:
             return wait.on_error(exc, self.log)
         if not wait.seen:
             url = self.push_console_url(context, profile, job)
-            wait.announce(
-                job, self.log, getattr(self, "poll_interval", getattr(self, "poke_interval", 0)), url
-            )
+            wait.announce(job, self.log, interval, url)
         return wait.on_job(job, self.log)
 
     def push_console_url(self, context: Context, profile: ServiceProfile, job: dict[str, Any]) -> str:

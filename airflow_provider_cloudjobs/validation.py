@@ -54,3 +54,15 @@ def validate_project_id(project_id: Any) -> str | None:
             f"project_id {shown(project_id)} is not a project id (letters, digits, '-' and '_' only, at most 64)"
         )
     return project_id
+
+
+def validate_request_path(path: Any) -> str:
+    """An API path for :meth:`CloudJobsHook.request` (may hold ``{project_id}``): it starts with ``/``, holds
+    no whitespace (it goes into the request line) and no ``..`` segment (it stays under the service)."""
+    if not isinstance(path, str) or not path.startswith("/"):
+        raise CloudJobsInputError(f"path must be a string starting with '/', got {shown(path)}")
+    if ".." in path.split("?", 1)[0].split("/"):
+        raise CloudJobsInputError(f"path {shown(path)} contains a '..' segment")
+    if any(ch.isspace() for ch in path):
+        raise CloudJobsInputError(f"path {shown(path)} contains whitespace")
+    return path

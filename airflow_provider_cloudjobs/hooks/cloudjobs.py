@@ -53,7 +53,7 @@ from airflow_provider_cloudjobs.request_flow import (
     with_connection,
 )
 from airflow_provider_cloudjobs.transport import BodyReader, connection_error, timeout_error
-from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
+from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id, validate_request_path
 
 T = TypeVar("T")
 Profile = ServiceProfile | None
@@ -184,8 +184,7 @@ class CloudJobsHook(BaseHook):
     def _request_flow(
         self, method: str, service: str, path: str, body: Any, project_id: str | None
     ) -> Flow[Any]:
-        if not isinstance(path, str) or not path.startswith("/") or any(ch in path for ch in "\r\n\t "):
-            raise CloudJobsInputError(f"path {str(path)[:80]!r} must start with '/' and hold no whitespace")
+        validate_request_path(path)
         if str(method).upper() not in _METHODS:
             raise CloudJobsInputError(
                 f"method {str(method)[:20]!r} is not one of {', '.join(sorted(_METHODS))}"
@@ -201,7 +200,9 @@ class CloudJobsHook(BaseHook):
         return with_connection(self.cloudjobs_conn_id, flow)
 
     def _project_flow(self, settings: CloudJobsSettings, override: str | None) -> Flow[str]:
-        project_id = validate_project_id(override) or settings.project_id
+        """The project of a call: the override (checked by the caller before any request), the
+        connection's, the token's, or the one IAM lists under the region's name."""
+        project_id = override or settings.project_id
         if project_id:
             return project_id
         if settings.auth_type == "password":

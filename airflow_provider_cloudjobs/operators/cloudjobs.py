@@ -22,7 +22,7 @@ from airflow_provider_cloudjobs.task_support import (
     CloudJobTaskMixin,
     default_deferrable,
 )
-from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
+from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id, validate_request_path
 from airflow_provider_cloudjobs.waiting import FAILED, Finished
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
             return job
         wait = self.new_wait(self.timeout)
         while True:
-            outcome = wait.deadline_event() or self.poll(wait, profile, context)
+            outcome = wait.deadline_event() or self.poll(wait, profile, context, self.poll_interval)
             if isinstance(outcome, Finished):
                 return self.finish(outcome, fail_on_job_failure=self.fail_on_job_failure)
             if self.deferrable:
@@ -245,24 +245,12 @@ class CloudRequestOperator(CloudJobOperator):
 
     def _checked_request_profile(self) -> ServiceProfile:
         """The rendered inputs checked before any request; a bad one fails without retries."""
-        path = self.path
-        problem = ""
-        if not isinstance(path, str) or not path.startswith("/"):
-            problem = f"path must be a string starting with '/', got {path!r}"
-        elif ".." in path.split("?", 1)[0].split("/"):
-            problem = f"path {path!r} contains a '..' segment"
-        elif any(ch.isspace() for ch in path):
-            problem = f"path {path!r} contains whitespace"
-        if problem:
-            raise AirflowFailException(problem)
         try:
+            validate_request_path(self.path)
             validate_project_id(self.project_id)
         except CloudJobsInputError as exc:
             raise AirflowFailException(str(exc)) from exc
-        try:
-            return self.hook.profile(self.service, self.hook.get_conn())
-        except CloudJobsInputError as exc:
-            raise AirflowFailException(str(exc)) from exc
+        return self.service_profile()
 
     # ------------------------------------------------------------------ the request
     def _send(self, profile: ServiceProfile) -> Any:

@@ -67,7 +67,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         wait = self.new_wait(self.timeout)
-        outcome = self.poll(wait, profile, context)
+        outcome = self.poll(wait, profile, context, self.poke_interval)
         if isinstance(outcome, Finished):
             return self.finish(outcome)
         self.defer_wait(wait, profile, self.poke_interval)
@@ -78,7 +78,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
             # The base class enforces `timeout`; the grace window starts with the task's first try.
             start = context["ti"].start_date
             self._wait = self.new_wait(float("inf"), start.timestamp() if start else time.time())
-        outcome = self.poll(self._wait, profile, context)
+        outcome = self.poll(self._wait, profile, context, self.poke_interval)
         if isinstance(outcome, Finished):
             return PokeReturnValue(is_done=True, xcom_value=self.finish(outcome))
         if outcome.delay is not None:

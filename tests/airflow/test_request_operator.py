@@ -427,10 +427,10 @@ class DiesOnTry1(CloudRequestOperator):
     """A task whose first try dies after the cloud accepted the request, as a lost worker would: in the
     first poll (sync) or when the trigger hands the job back (deferrable)."""
 
-    def poll(self, wait, profile, context):
+    def poll(self, wait, profile, context, interval):
         if context["ti"].try_number == 1:
             raise RuntimeError("simulated crash of try 1 after the create")
-        return super().poll(wait, profile, context)
+        return super().poll(wait, profile, context, interval)
 
     def execute_complete(self, context, event):
         if context["ti"].try_number == 1:

@@ -294,3 +294,13 @@ def test_a_method_that_is_not_an_api_method_is_refused_before_any_request(
     with pytest.raises(CloudJobsError, match="method"):
         CloudJobsHook(conn_id).request(method, "cce", CREATE)
     assert cloud_simulator.stats()["requests"] == 0
+
+
+@pytest.mark.parametrize("path", ["/v1/{project_id}/../admin", "/v1/a b", "v1/jobs"])
+def test_a_path_that_leaves_the_service_or_breaks_the_request_line_is_refused(
+    cloud_simulator, cloudjobs_conn, path
+):
+    conn_id = cloudjobs_conn()
+    with pytest.raises(CloudJobsError, match="path"):
+        CloudJobsHook(conn_id).request("GET", "cce", path)
+    assert cloud_simulator.stats()["requests"] == 0
