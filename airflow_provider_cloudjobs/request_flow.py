@@ -194,6 +194,29 @@ def _not_retried(exc: CloudJobsAPIError, method: str) -> CloudJobsAPIError:
     )
 
 
+def _attempt(settings: CloudJobsSettings, method: str, url: str, body: bytes, want_object: bool) -> Flow[Any]:
+    """One attempt: token, signature, send, classify. A 401 refreshes the token and sends again, once
+    (the cloud refused the request, so nothing was done). A failure after a POST or PATCH left is final."""
+    rejected: IssuedToken | None = None
+    for refreshed in (False, True):
+        token = None if settings.auth_type == "aksk" else (yield Token(settings, rejected))
+        request = http_request(settings, method, url, _headers(settings, token, method, url, body), body)
+        try:
+            response: HttpResponse = yield Send(request)
+            if response.status == 401 and token is not None and not refreshed:
+                log.info("%s answered 401: refreshing the token once", request.what)
+                rejected = token
+                continue
+            return read_answer(
+                response.status, response.headers, response.body, request.what, want_object=want_object
+            )
+        except CloudJobsAPIError as exc:
+            if exc.retryable and method not in IDEMPOTENT_METHODS:
+                raise _not_retried(exc, method) from None
+            raise
+    raise AssertionError("unreachable: the second pass returns or raises")
+
+
 def call(
     settings: CloudJobsSettings,
     method: str,
@@ -205,41 +228,17 @@ def call(
 ) -> Flow[Any]:
     """One API call: the decoded JSON, or the classified error.
 
-    A 401 refreshes the token and sends again, once (the cloud refused the request, so nothing was
-    done). Retryable failures (429, 5xx, transport errors, bad bodies) are retried up to ``retries``
-    times with backoff, but only for idempotent methods: a POST or PATCH that may have reached the cloud
-    is never sent again behind the caller's back.
+    Retryable failures (429, 5xx, transport errors, bad bodies, an IAM outage) are retried up to
+    ``retries`` times with backoff; a POST or PATCH that may have reached the cloud never is (see
+    :func:`_attempt`), so it is not sent again behind the caller's back.
     """
     method = method.upper()
     encoded = encode(body)
-    idempotent = method in IDEMPOTENT_METHODS
     attempt = 0
     while True:
         attempt += 1
         try:
-            rejected: IssuedToken | None = None
-            for refreshed in (False, True):
-                token = None if settings.auth_type == "aksk" else (yield Token(settings, rejected))
-                request = http_request(
-                    settings, method, url, _headers(settings, token, method, url, encoded), encoded
-                )
-                try:
-                    response: HttpResponse = yield Send(request)
-                    if response.status == 401 and token is not None and not refreshed:
-                        log.info("%s answered 401: refreshing the token once", request.what)
-                        rejected = token
-                        continue
-                    return read_answer(
-                        response.status,
-                        response.headers,
-                        response.body,
-                        request.what,
-                        want_object=want_object,
-                    )
-                except CloudJobsAPIError as exc:
-                    if exc.retryable and not idempotent:
-                        raise _not_retried(exc, method) from None
-                    raise
+            return (yield from _attempt(settings, method, url, encoded, want_object))
         except CloudJobsAPIError as exc:
             if not exc.retryable or isinstance(exc, CloudJobsAuthError) or attempt > retries:
                 raise
