@@ -4,7 +4,7 @@
     python3 dev.py demo                  # the example DAG end to end against the local cloud simulator
     python3 dev.py test                  # every test (unit, through Airflow, end-to-end), then ruff and mypy
     python3 dev.py test --airflow 3.1.0  # the same on the oldest Airflow we support
-    python3 dev.py test --python 3.13    # ... on another interpreter (python3.13 on PATH, or pyenv's)
+    python3 dev.py test --python 3.13    # ... on another interpreter (pyenv's, else python3.13 on PATH)
     python3 dev.py bench [args]          # the scale benchmark (not part of the test run)
 
 Each command first makes (or reuses) a virtual environment ``.venv-airflow-<version>`` (with
