@@ -13,6 +13,7 @@ Bounded however many waits a page shows:
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
@@ -77,16 +78,31 @@ _hooks: dict[str, tuple[float, Any]] = {}
 _hooks_lock = threading.Lock()
 
 
+@functools.cache
+def _api_server_hook_class() -> type:
+    """CloudJobsHook finding connections the way the API server itself does (environment, secrets
+    backends, metadata database). The Task SDK's lookup that tasks use asks a task supervisor on Airflow
+    3.1, which the API server does not have: there a connection saved in the UI was never found."""
+    from airflow.models.connection import Connection
+
+    from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
+
+    class ApiServerCloudJobsHook(CloudJobsHook):
+        @classmethod
+        def get_connection(cls, conn_id: str) -> Any:
+            return Connection.get_connection_from_secrets(conn_id)
+
+    return ApiServerCloudJobsHook
+
+
 def _hook(conn_id: str) -> Any:
     """The connection's hook, reused for a minute: one connection lookup and one pool of sockets for
     all its jobs; a changed connection is picked up within the minute."""
-    from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
-
     now = time.monotonic()
     with _hooks_lock:
         made, hook = _hooks.get(conn_id, (0.0, None))
         if hook is None or now - made > HOOK_LIFETIME:
-            hook = CloudJobsHook(conn_id, max_retries=0)  # the page asks again on its next refresh
+            hook = _api_server_hook_class()(conn_id, max_retries=0)  # the page asks again on its next refresh
             _hooks[conn_id] = (now, hook)
         return hook
 

@@ -128,3 +128,41 @@ def test_a_service_the_trigger_carries_is_read_with_that_profile(cloud_simulator
     assert found.job["phase"] == "SUCCEEDED"
     with pytest.raises(CloudJobsInputError):
         live._fetch_with_hook((conn_id, "my-servers", None, job_id, None))
+
+
+def test_a_connection_saved_in_the_metadata_database_is_found_by_the_page(
+    cloud_simulator, airflow_db, monkeypatch
+) -> None:
+    """A connection saved in the UI lives in the metadata database; the API server must find it there
+    (on Airflow 3.1 the Task SDK's lookup only asks a task supervisor, which the API server lacks)."""
+    import json
+
+    from airflow.models.connection import Connection
+    from airflow.sdk.execution_time import task_runner
+
+    # As in the API server, which runs no task: no channel to a task supervisor (dag.test() sets one).
+    monkeypatch.delattr(task_runner, "SUPERVISOR_COMMS", raising=False)
+    from airflow.utils.session import create_session
+
+    from airflow_provider_cloudjobs.plugins import live
+    from airflow_provider_cloudjobs.testing import simulator
+
+    conn_id = "cloudjobs_saved_in_db"
+    saved = Connection(
+        conn_id=conn_id,
+        conn_type="cloudjobs",
+        login=simulator.USER_NAME,
+        password=simulator.PASSWORD,
+        extra=json.dumps(cloud_simulator.connection_extra(auth_type="password")),
+    )
+    with create_session() as session:
+        session.add(saved)
+    try:
+        job_id = cloud_simulator.create_job("cce", polls_to_finish=1)
+        found = live._fetch_with_hook((conn_id, "cce", None, job_id, None))
+        assert found.job is not None
+        assert (found.job["job_id"], found.job["phase"]) == (job_id, "SUCCEEDED")
+    finally:
+        with create_session() as session:
+            session.query(Connection).filter(Connection.conn_id == conn_id).delete()
+        live._hooks.pop(conn_id, None)
