@@ -1,5 +1,6 @@
 """End to end: a CloudRequestOperator's task process dies while it polls; the retry reconnects to the job
-the first try created instead of creating a second cluster (Airflow 3.3's task state store).
+the first try created instead of creating a second cluster (Airflow 3.3's task state store). Before 3.3
+there is no store: the test shows what the README promises there (a warning, and the next try creates again).
 
 The deployment's LocalExecutor runs each task as a supervisor process and a forked task process; the
 REST API shows the task process's pid. SIGKILL to that pid is what an out-of-memory kill or a crashed
@@ -16,7 +17,7 @@ import pytest
 
 from airflow_provider_cloudjobs.testing import simulator
 
-from .harness import Deployment, wait_for
+from .harness import AIRFLOW_3_3_PLUS, Deployment, wait_for
 from .test_deployment import assert_no_secret, lines_with
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
@@ -71,6 +72,9 @@ def test_killed_task_process_is_retried_and_reconnects_without_a_second_create(
     assert sim.job_state(job_id)["is_terminal"] is False
 
     os.kill(pid, signal.SIGKILL)
+    if not AIRFLOW_3_3_PLUS:
+        assert_a_later_try_creates_again(deployment, sim, run_id, job_id)
+        return
 
     run = deployment.wait_run_done(DAG_ID, run_id, timeout=180)
     assert run["state"] == "success", run
@@ -115,4 +119,45 @@ def test_killed_task_process_is_retried_and_reconnects_without_a_second_create(
         tries=[{k: t[k] for k in ("try_number", "state", "start_date", "end_date")} for t in tries],
         try1_log=sent + stored,
         try2_log=reconnect + succeeded,
+    )
+
+
+def assert_a_later_try_creates_again(
+    deployment: Deployment, sim: simulator.SimulatorClient, run_id: str, first_job_id: str
+) -> None:
+    """Airflow 3.1 and 3.2: no task state store, so each try says recovery is off and a later try sends the
+    create again. (3.1 fails a task killed by a signal without a retry, so a person clears it, as they would.)"""
+    api = deployment.api
+    run = deployment.wait_run_done(DAG_ID, run_id, timeout=180)
+    if api.ti(DAG_ID, run_id, "create")["try_number"] == 1:
+        assert run["state"] == "failed", run
+        api.post(
+            f"/api/v2/dags/{DAG_ID}/clearTaskInstances",
+            {"dag_run_id": run_id, "task_ids": ["create"], "dry_run": False, "only_failed": True},
+        )
+
+    def try_2_done() -> dict | None:
+        ti = api.ti(DAG_ID, run_id, "create")
+        return ti if ti["try_number"] == 2 and ti["state"] in ("success", "failed") else None
+
+    ti = wait_for("try 2 to finish", try_2_done, timeout=180, check=deployment.check_alive)
+    assert ti["state"] == "success", ti
+    assert sim.stats()["create_requests"] == 2, "try 2 did not send the create again"
+    second = api.xcom(DAG_ID, run_id, "create")
+    assert second["phase"] == "SUCCEEDED", second
+    assert second["job_id"] != first_job_id, "try 2 reconnected to try 1's job"
+    log1 = api.log(DAG_ID, run_id, "create", 1)
+    log2 = api.log(DAG_ID, run_id, "create", 2)
+    for log in (log1, log2):
+        assert lines_with(log, "crash recovery is off"), log[-3000:]
+        assert_no_secret(log)
+    assert lines_with(log2, "Sending POST /api/v3/projects/{project_id}/clusters to CCE"), log2[-3000:]
+    assert not lines_with(log2, "reconnecting"), log2[-3000:]
+    deployment.observe(
+        "8_create_crash_no_state_store",
+        run_id=run_id,
+        first_job_id=first_job_id,
+        second_job_id=second["job_id"],
+        creates=sim.stats()["create_requests"],
+        tries=[{k: t[k] for k in ("try_number", "state")} for t in api.tries(DAG_ID, run_id, "create")],
     )

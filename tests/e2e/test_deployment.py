@@ -20,7 +20,7 @@ from airflow_provider_cloudjobs.testing import sim_common, simulator
 from airflow_provider_cloudjobs.testing.contract import NORMALISED_JOB_KEYS as JOB_KEYS
 
 from .browser import find_chromium, screenshot
-from .harness import CONSOLE_URL, SECRETS, SHORT_TIMEOUT, Deployment, wait_for
+from .harness import AIRFLOW_3_2_PLUS, CONSOLE_URL, SECRETS, SHORT_TIMEOUT, Deployment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -68,6 +68,12 @@ def test_provider_and_connection_form_are_served(deployment: Deployment) -> None
     hook_meta = {h["connection_type"]: h for h in api.get("/ui/connections/hook_meta")}
     meta = hook_meta["cloudjobs"]
     assert meta["hook_class_name"] == "airflow_provider_cloudjobs.hooks.cloudjobs.CloudJobsHook"
+    assert meta["hook_name"] == "Huawei Cloud Jobs"
+    if not AIRFLOW_3_2_PLUS:
+        # Airflow 3.1 reads no conn-fields: the type is offered, its extras go in the Extra JSON (README).
+        assert (meta["standard_fields"], meta["extra_fields"]) == (None, None), meta
+        deployment.observe("1_provider", provider=providers["airflow-provider-cloudjobs"], hook_meta=meta)
+        return
     standard = meta["standard_fields"]
     assert standard["host"]["hidden"]
     assert standard["port"]["hidden"]
@@ -106,11 +112,16 @@ def test_connections_from_cli_and_env_work(deployment: Deployment, sim: simulato
     assert simulator.PASSWORD not in json.dumps(stored)
     assert json.loads(stored["extra"])["domain_name"] == simulator.DOMAIN_NAME
 
-    # The UI's "Test" button on a saved connection (the API server merges in its hidden password);
-    # cloudjobs_env exists only as AIRFLOW_CONN_CLOUDJOBS_ENV in the deployment's environment.
+    # The UI's "Test" button on a saved connection: Airflow 3.2+ merges in its hidden password, 3.1 tests
+    # the form as sent (every field, the password typed again). cloudjobs_env exists only as
+    # AIRFLOW_CONN_CLOUDJOBS_ENV in the deployment's environment.
     tested = {}
     for conn_id in ("cloudjobs_default", "cloudjobs_env"):
-        result = api.post("/api/v2/connections/test", {"connection_id": conn_id, "conn_type": "cloudjobs"})
+        body = {"connection_id": conn_id, "conn_type": "cloudjobs"}
+        if not AIRFLOW_3_2_PLUS:
+            form = deployment.connection()
+            body.update(login=form["login"], password=form["password"], extra=json.dumps(form["extra"]))
+        result = api.post("/api/v2/connections/test", body)
         assert result["status"] is True, f"{conn_id}: {result}"
         assert simulator.PASSWORD not in result["message"]
         tested[conn_id] = result

@@ -23,7 +23,7 @@ import requests
 from airflow_provider_cloudjobs.testing import simulator
 
 from .browser import Browser, find_chromium
-from .harness import CONSOLE_URL, SECRETS, Deployment, wait_for
+from .harness import AIRFLOW_3_2_PLUS, CONSOLE_URL, SECRETS, Deployment, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(420)]
 
@@ -300,6 +300,12 @@ def test_cloud_job_tab_after_success_and_failure(deployment: Deployment) -> None
 
 # -- the connection form's Test, as the UI sends it ------------------------------------------------
 def test_connection_test_button_works_from_the_ui(deployment: Deployment) -> None:
+    if not AIRFLOW_3_2_PLUS:
+        pytest.skip(
+            "Airflow 3.1 tests a connection exactly as the form sends it, without the stored password, so "
+            "its list's Test button cannot log in for any connection type (test_deployment.py tests 3.1's "
+            "Test with every field sent)"
+        )
     api = deployment.api
     listed = {
         c["connection_id"]: c for c in api.get("/api/v2/connections", params={"limit": 100})["connections"]
