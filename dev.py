@@ -59,7 +59,11 @@ def ensure_venv(airflow_version: str, python_version: str | None = None) -> Path
     python = venv_dir / "bin" / "python"
     stamp = venv_dir / ".installed"
     as_of = RESOLVE_AS_OF.get(airflow_version)
-    pins = f"{airflow_version} as of {as_of}".encode()
+    # The SDK packages of the conformance suite are newer than an old Airflow's day: newest only. The
+    # distributed e2e suite's packages (Celery, PostgreSQL drivers) go everywhere: the full suite runs on
+    # the oldest Airflow too.
+    extras = ".[dev,distributed]" if as_of else ".[dev,conformance,distributed]"
+    pins = f"{airflow_version} as of {as_of} with {extras}".encode()
     digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + pins).hexdigest()
     if stamp.exists() and stamp.read_text() == digest and python.exists():
         return python
@@ -77,9 +81,7 @@ def ensure_venv(airflow_version: str, python_version: str | None = None) -> Path
             str(python),
             *(["--exclude-newer", as_of] if as_of else []),
             "-e",
-            # The SDK packages of the conformance suite are newer than an old Airflow's day: newest only;
-            # the distributed e2e suite's packages (Celery, PostgreSQL drivers) come along with them.
-            ".[dev]" if as_of else ".[dev,conformance,distributed]",
+            extras,
             f"apache-airflow=={airflow_version}",
         ]
     )
