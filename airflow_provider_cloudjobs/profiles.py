@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
+from airflow_provider_cloudjobs.validation import PARAM_NAME, RESERVED_PARAMS, validate_path_params
 
 
 class JobPhase(str, Enum):
@@ -40,18 +42,29 @@ Paths = tuple[str, ...]
 
 _SERVICE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_PATH_PLACEHOLDERS = frozenset({"project_id", "job_id"})
+
+
+def _placeholders(path: str) -> list[str]:
+    """The placeholder names of a path template, in order (``string.Formatter`` syntax)."""
+    return [name for _, name, _, _ in string.Formatter().parse(path) if name is not None]
 
 
 def _placeholder_problem(path: str) -> str | None:
-    """What is wrong with a path template's placeholders (only {project_id} and {job_id} are filled)."""
+    """What is wrong with a path template's placeholders: {project_id}, {job_id} and plain names of
+    further ids (``{instance_id}``), each filled from ``path_params``; nothing Python's format would
+    interpret (``{0}``, ``{x.y}``, ``{x!r}``, ``{x:>9}``)."""
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
+        parsed = [
+            (name, spec, conv) for _, name, spec, conv in string.Formatter().parse(path) if name is not None
+        ]
     except ValueError:
         return "has an unbalanced '{' or '}'"
-    unknown = sorted(names - _PATH_PLACEHOLDERS)
-    if unknown:
-        return f"has placeholders {unknown} that are never filled (only {{project_id}} and {{job_id}} are)"
+    bad = sorted({name for name, spec, conv in parsed if spec or conv or not PARAM_NAME.fullmatch(name)})
+    if bad:
+        return (
+            f"has placeholders {bad} that are not plain names (lower-case letters, digits and '_', "
+            "like {project_id}, {job_id}, {instance_id})"
+        )
     return None
 
 
@@ -89,6 +102,7 @@ class ServiceProfile:
     :param key: the ``service=`` value users pass (``"cce"``).
     :param host: endpoint host prefix: the default base URL is ``https://{host}.{region}.{endpoint_domain}``.
     :param path: path template with ``{project_id}`` and ``{job_id}``; may carry a query (``?id={job_id}``).
+        Any further placeholder (``{instance_id}``) names an id the caller passes in ``path_params``.
     :param status: where the raw status is; ``phases`` maps its upper-cased value to a :class:`JobPhase` name.
     :param root: where the job object sits in the body (``"job"`` when the body is ``{"job": {...}}``).
     :param progress_scale: multiply a numeric progress by this to get percent (100 for a 0-1 fraction).
@@ -155,6 +169,33 @@ class ServiceProfile:
     def label(self) -> str:
         return self.display_name or self.key.upper()
 
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The ids its job path needs besides the project and the job (``("instance_id",)``)."""
+        return tuple(dict.fromkeys(n for n in _placeholders(self.path) if n not in RESERVED_PARAMS))
+
+    def checked_path_params(self, path_params: Any) -> dict[str, str]:
+        """``path_params`` checked for this service: every id its path needs, no other, each a plain id."""
+        params = validate_path_params(path_params)
+        missing = [name for name in self.path_params if name not in params]
+        unknown = sorted(set(params) - set(self.path_params))
+        if missing:
+            raise CloudJobsInputError(
+                f"{self.label} jobs live at {self.path}: pass path_params with {missing} "
+                f"(e.g. path_params={{{missing[0]!r}: '<id>'}})"
+            )
+        if unknown:
+            needed = f"only {list(self.path_params)}" if self.path_params else "none"
+            raise CloudJobsInputError(
+                f"path_params {unknown} are not in {self.label}'s job path {self.path} (it takes {needed})"
+            )
+        return params
+
+    def job_path(self, project_id: str, job_id: str, path_params: Any = None) -> str:
+        """The job's URL path, every value percent-encoded (ids are checked before, by the callers)."""
+        values = {**self.checked_path_params(path_params), "project_id": project_id, "job_id": job_id}
+        return self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
+
     def phase_of(self, raw_status: Any) -> JobPhase:
         if raw_status is None:
             return JobPhase.UNKNOWN
@@ -193,7 +234,7 @@ class ServiceProfile:
         return cls(key=key, **data)
 
     def console_url(
-        self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], **values: str
+        self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], /, **values: str
     ) -> str:
         """The console URL of the job's resource, or ``""`` when a placeholder has no value."""
         if not self.console_path:

@@ -122,9 +122,9 @@ def test_a_service_the_trigger_carries_is_read_with_that_profile(cloud_simulator
 
     job_id = cloud_simulator.create_job("ecs", polls_to_finish=1)
     carried = json.dumps(get_profile("ecs").to_dict())
-    found = live._fetch_with_hook((conn_id, "my-servers", None, job_id, carried))
+    found = live._fetch_with_hook((conn_id, "my-servers", None, job_id, carried, None))
     assert found.job is not None
     assert found.job["job_id"] == job_id
     assert found.job["phase"] == "SUCCEEDED"
     with pytest.raises(CloudJobsInputError):
-        live._fetch_with_hook((conn_id, "my-servers", None, job_id, None))
+        live._fetch_with_hook((conn_id, "my-servers", None, job_id, None, None))
