@@ -356,6 +356,40 @@ def _cce(key: str, path: str, console_path: str, display_name: str) -> ServicePr
     )
 
 
+# DMS (Kafka, RabbitMQ, RocketMQ) background tasks: ShowBackgroundTask documents CREATED, EXECUTING, SUCCESS,
+# FAILED, DELETED and CANCELLED. A deleted or cancelled task will not finish: FAILED, so the task says so.
+_DMS_PHASES: Mapping[str, str] = {
+    "CREATED": "PENDING",
+    "EXECUTING": "RUNNING",
+    "SUCCESS": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "DELETED": "FAILED",
+    "CANCELLED": "FAILED",
+}
+
+
+def _dms(key: str, display_name: str) -> ServiceProfile:
+    """A DMS instance's background task: the answer is a list holding the one task; the instance is in the
+    path only (``path_params={"instance_id": ...}``). The body's ``updated_at`` is the task's end time."""
+    return ServiceProfile(
+        key=key,
+        host="dms",
+        path="/v2/{project_id}/instances/{instance_id}/tasks/{job_id}",
+        root="tasks.0",
+        phases=_DMS_PHASES,
+        job_id=("id",),
+        job_type=("name",),
+        error_code=(),
+        message=(),
+        created_at=("created_at",),
+        started_at=("created_at",),
+        ended_at=("updated_at",),
+        entities="",
+        console_path="/dms/?region={region}",
+        display_name=display_name,
+    )
+
+
 # Every profile is checked against Huawei Cloud's official Python SDK by tests/conformance: the request
 # path of its job API, that every field read here exists in the SDK's response model, and that every
 # status value the SDK documents maps to a phase on purpose. Where the SDK documents no status values, a
@@ -626,6 +660,101 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/swr/?region={region}",
             display_name="SWR",
+        ),
+        _dms("kafka", "DMS for Kafka"),
+        _dms("rabbitmq", "DMS for RabbitMQ"),
+        _dms("rocketmq", "DMS for RocketMQ"),
+        # APIG's asynchronous API import/export tasks, under their gateway instance. The body has no times,
+        # no error fields (task_result is a JSON text of the imported or failed APIs).
+        ServiceProfile(
+            key="apig",
+            host="apig",
+            path="/v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{job_id}",
+            status="task_status",
+            phases={
+                "WAITING": "PENDING",
+                "PROCESSING": "RUNNING",
+                "SUCCEED": "SUCCEEDED",
+                "FAILED": "FAILED",
+            },
+            job_id=("task_id",),
+            job_type=("task_type",),
+            error_code=(),
+            message=(),
+            started_at=(),
+            ended_at=(),
+            entities="",
+            console_path="/apig/?region={region}",
+            display_name="APIG",
+        ),
+        # GES graph jobs: ShowJob2 documents pending, running, success, failed.
+        ServiceProfile(
+            key="ges",
+            host="ges",
+            path="/v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status",
+            phases={"PENDING": "PENDING", "RUNNING": "RUNNING", "SUCCESS": "SUCCEEDED", "FAILED": "FAILED"},
+            job_type=("job_type",),
+            resource_name=("related_graph",),
+            error_code=(),
+            message=("fail_reason",),
+            entities="",
+            console_path="/ges/?region={region}",
+            display_name="GES",
+        ),
+        # CSE engine jobs: the SDK documents no status values for ShowEngineJob; the vocabulary (Init,
+        # Executing, Error, Timeout, Finished) is its API reference page's, "Querying Details About a
+        # Microservice Engine Job" (cse_06_0033). Times are epoch milliseconds; the job id is a number.
+        ServiceProfile(
+            key="cse",
+            host="cse",
+            path="/v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}",
+            phases={
+                "INIT": "PENDING",
+                "EXECUTING": "RUNNING",
+                "FINISHED": "SUCCEEDED",
+                "ERROR": "FAILED",
+                "TIMEOUT": "FAILED",
+            },
+            job_id=("id",),
+            job_type=("type",),
+            resource_id=("engineId",),
+            error_code=(),
+            message=(),
+            started_at=("startTime",),
+            ended_at=("endTime",),
+            entities="",
+            console_path="/cse/?region={region}",
+            display_name="CSE",
+        ),
+        # CBR tasks (operation logs): the SDK documents no status values for ShowOpLog; the vocabulary
+        # (success, skipped, failed, running, timeout, waiting) is its API reference page's, "Querying a
+        # Single Task" (ShowOpLog). A skipped or timed-out task did not do what was asked: FAILED.
+        ServiceProfile(
+            key="cbr",
+            host="cbr",
+            path="/v3/{project_id}/operation-logs/{job_id}",
+            root="operation_log",
+            phases={
+                "WAITING": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAILED": "FAILED",
+                "SKIPPED": "FAILED",
+                "TIMEOUT": "FAILED",
+            },
+            job_id=("id",),
+            job_type=("operation_type",),
+            resource_id=("extra_info.resource.id",),
+            resource_name=("extra_info.resource.name",),
+            error_code=("error_info.code",),
+            message=("error_info.message",),
+            created_at=("created_at",),
+            started_at=("started_at",),
+            updated_at=("updated_at",),
+            ended_at=("ended_at",),
+            entities="",
+            console_path="/cbr/?region={region}",
+            display_name="CBR",
         ),
     )
 }

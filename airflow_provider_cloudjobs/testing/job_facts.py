@@ -29,6 +29,12 @@ class JobApiFacts:
     :param time_format: name of the :mod:`sim_common` formatter that writes the documented time format.
     :param progress_style: how the body writes progress: ``"percent_text"`` (``"60%"``), ``"fraction"``.
     :param sub_job_only: profile fields that only sub-jobs carry (the job itself has no such field).
+    :param end_time_keys: body keys that hold the job's end time although named otherwise (DMS's
+        ``updated_at``, documented as the end time).
+    :param not_terminal: documented statuses whose description reads like an end but is not one, each with
+        its reason (DMS's CREATED, "created successfully": the task has not run yet).
+    :param answer_models: response models of the service's create, resize or delete calls that carry the
+        job id CloudRequestOperator reads (``profile.answer_job_id``); ``()``: the SDK has none to check.
     """
 
     service: str
@@ -43,12 +49,16 @@ class JobApiFacts:
     not_job_fields: tuple[str, ...] = ()
     progress_style: str = "percent_text"
     sub_job_only: tuple[str, ...] = ()
+    end_time_keys: tuple[str, ...] = ()
+    not_terminal: Mapping[str, str] = field(default_factory=dict)
+    answer_models: tuple[str, ...] = ()
 
 
 _PENDING_PAYMENT = (
     "the CONTRACT's word for an order waiting for payment: PENDING on purpose, a person can still "
     "complete the job"
 )
+_DMS_CREATED = "'the background task is created (successfully)': it has not run yet"
 _API_ERROR = ("code", "message")  # "returned when the query itself fails", not the job's error
 
 JOB_FACTS: dict[str, JobApiFacts] = {
@@ -187,6 +197,54 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "show_instance_job",
             "seconds_z",
             vocabulary="ListInstanceJobsRequest.status",
+        ),
+        JobApiFacts(
+            "kafka",
+            "huaweicloudsdkkafka.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+        ),
+        JobApiFacts(
+            "rabbitmq",
+            "huaweicloudsdkrabbitmq.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+        ),
+        JobApiFacts(
+            "rocketmq",
+            "huaweicloudsdkrocketmq.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+        ),
+        JobApiFacts("apig", "huaweicloudsdkapig.v2", "show_async_task_result", "ms_z", id_param="task_id"),
+        JobApiFacts("ges", "huaweicloudsdkges.v2", "show_job2", "naive"),
+        JobApiFacts(
+            "cse",
+            "huaweicloudsdkcse.v1",
+            "show_engine_job",
+            "epoch_ms",
+            reference="CSE API reference: Querying Details About a Microservice Engine Job (cse_06_0033), "
+            "GET /v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}",
+            statuses=("Init", "Executing", "Error", "Timeout", "Finished"),
+        ),
+        JobApiFacts(
+            "cbr",
+            "huaweicloudsdkcbr.v1",
+            "show_op_log",
+            "seconds_z",
+            id_param="operation_log_id",
+            reference="CBR API reference: Querying a Single Task (ShowOpLog), "
+            "GET /v3/{project_id}/operation-logs/{operation_log_id}",
+            statuses=("success", "skipped", "failed", "running", "timeout", "waiting"),
         ),
     )
 }

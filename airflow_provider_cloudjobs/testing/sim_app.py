@@ -46,6 +46,12 @@ JOB_ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("job:sfs-turbo", "/v1/{project_id}/sfs-turbo/jobs/{job_id}", ("sfs-turbo",)),
     ("job:cph", "/v1/{project_id}/cloud-phone/jobs/{job_id}", ("cph",)),
     ("job:workspace-app", "/v2/{project_id}/job/{job_id}", ("workspace-app",)),
+    # Jobs under a second id (an instance, a graph, an engine): the job answers only under its own.
+    ("job:dms", "/v2/{project_id}/instances/{instance_id}/tasks/{job_id}", ("kafka", "rabbitmq", "rocketmq")),
+    ("job:apig", "/v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{job_id}", ("apig",)),
+    ("job:ges", "/v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status", ("ges",)),
+    ("job:cse", "/v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}", ("cse",)),
+    ("job:cbr", "/v3/{project_id}/operation-logs/{job_id}", ("cbr",)),
 )
 
 
@@ -425,7 +431,8 @@ def make_job_handler(services: tuple[str, ...]) -> Handler:
         rid = _rid(request)
         if not job_id:
             return _json(r.service_error(services[0], 400, "Query parameter 'id' is required.", rid), 400)
-        snap = _state(request).job_snapshot(job_id, services, project_id, advance=not _PEEK.get())
+        ids = {k: v for k, v in request.match_info.items() if k not in ("project_id", "job_id")}
+        snap = _state(request).job_snapshot(job_id, services, project_id, not _PEEK.get(), ids)
         if snap is None:
             return _json(r.service_error(services[0], 404, f"Job {job_id} not found", rid), 404)
         return _json(r.render_job(snap, rid))
