@@ -582,6 +582,9 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/sfs/?region={region}#/sfs/turbo/list",
             display_name="SFS Turbo",
+            # The AD domain calls answer job_id, the LDAP configuration calls jobId. (CreateShare and
+            # ExpandShare answer the file system's id, not a job.)
+            answer_job_id=("job_id", "jobId"),
         ),
         ServiceProfile(
             key="cfw",
@@ -686,6 +689,9 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/apig/?region={region}",
             display_name="APIG",
+            # ImportApiDefinitionsAsync / ExportApiDefinitionsAsync answer task_id. (The job_id that
+            # CreateInstanceV2 answers is an instance's job, not an async task: not readable here.)
+            answer_job_id=("task_id",),
         ),
         # GES graph jobs: ShowJob2 documents pending, running, success, failed.
         ServiceProfile(
@@ -725,6 +731,7 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/cse/?region={region}",
             display_name="CSE",
+            answer_job_id=("jobId", "job_id"),  # CreateEngine and DeleteEngine answer jobId, ResizeEngine job_id
         ),
         # CBR tasks (operation logs): the SDK documents no status values for ShowOpLog; the vocabulary
         # (success, skipped, failed, running, timeout, waiting) is its API reference page's, "Querying a
@@ -755,6 +762,7 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/cbr/?region={region}",
             display_name="CBR",
+            answer_job_id=("operation_log_id",),  # UpdateExpirationTime; other calls answer no task id
         ),
     )
 }

@@ -400,3 +400,34 @@ def test_a_body_built_from_the_sdk_model_loses_nothing(service: str, scenario: s
         if messages:
             assert failed["message"] in messages, f"{service}: the failed sub-job's message lost"
         assert all(sub["job_id"] not in (None, "fallback") for sub in subs)
+
+
+# -- 5. where CloudRequestOperator finds the job id in the answer to the creating call ----------------
+def _answer_models(module: Any) -> dict[str, type]:
+    return {
+        name[: -len("Response")]: cls
+        for name, cls in vars(module).items()
+        if name.endswith("Response") and isinstance(cls, type) and hasattr(cls, "openapi_types")
+    }
+
+
+@pytest.mark.parametrize("service", SDK_SERVICES)
+def test_answer_job_id_is_where_the_sdks_answers_keep_the_job_id(service: str) -> None:
+    """Every place ``answer_job_id`` names is a field of some answer of the service's SDK, and each answer
+    the facts name (the create, resize, delete calls whose job this service's job API reads) has one."""
+    facts, profile = JOB_FACTS[service], BUILTIN_PROFILES[service]
+    module = sdk_module(facts)
+    answers = _answer_models(module)
+    nowhere = [
+        path for path in profile.answer_job_id if not any(resolve(module, m, path) for m in answers.values())
+    ]
+    assert not nowhere, f"{service}: answer_job_id {nowhere} is in no response model of {facts.sdk}"
+    for name in facts.answer_models:
+        assert name in answers, f"{service}: {facts.sdk} has no {name}Response"
+        found = [
+            path for path in profile.answer_job_id if resolve(module, answers[name], path) in ("str", "int")
+        ]
+        assert found, (
+            f"{service}: {name}Response keeps its job id in none of {list(profile.answer_job_id)}: "
+            f"it has {sorted(fields(answers[name]))}"
+        )
