@@ -586,6 +586,25 @@ async def create_ecs_servers(request: web.Request) -> web.Response:
     return _json({"job_id": job_id, "serverIds": server_ids})
 
 
+async def resize_kafka_instance(request: web.Request) -> web.Response:
+    """Kafka's ResizeEngineInstance: the answer holds the background task's ``job_id``, which is read under
+    the same instance (``path_params={"instance_id": ...}``)."""
+    project_id, instance_id = request.match_info["project_id"], request.match_info["instance_id"]
+    denied = await authenticate(request, project_id, "kafka")
+    if denied is not None:
+        return denied
+    body = await _read_json(request)
+    if not isinstance(body, dict) or not body.get("oper_type"):
+        return _json(r.service_error("kafka", 400, "oper_type is required.", _rid(request)), 400)
+    job_id = _state(request).create_job(
+        "kafka",
+        project_id=project_id,
+        outcome=_fails(body.get("oper_type")),
+        path_params={"instance_id": instance_id},
+    )
+    return _json({"job_id": job_id})
+
+
 # -- control API (for a simulator in another process) ------------------------------------------
 async def _control_body(request: web.Request) -> dict[str, Any]:
     body = await _read_json(request)
@@ -673,6 +692,9 @@ def build_app(state: SimState) -> web.Application:
         "/v1.0/{project_id}/clusters/{cluster_id}/elbs/{elb_id}", dws_associate_elb, name="create:dws-elb"
     )
     router.add_post("/v1/{project_id}/cloudservers", create_ecs_servers, name="create:ecs")
+    router.add_post(
+        "/v2/{engine}/{project_id}/instances/{instance_id}/extend", resize_kafka_instance, name="create:kafka-resize"
+    )
     router.add_post("/_sim/jobs", ctl_create_job)
     router.add_get("/_sim/jobs/{job_id}", ctl_job_state)
     router.add_post("/_sim/faults", ctl_inject_fault)
