@@ -731,7 +731,10 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/cse/?region={region}",
             display_name="CSE",
-            answer_job_id=("jobId", "job_id"),  # CreateEngine and DeleteEngine answer jobId, ResizeEngine job_id
+            answer_job_id=(
+                "jobId",
+                "job_id",
+            ),  # CreateEngine and DeleteEngine answer jobId, ResizeEngine job_id
         ),
         # CBR tasks (operation logs): the SDK documents no status values for ShowOpLog; the vocabulary
         # (success, skipped, failed, running, timeout, waiting) is its API reference page's, "Querying a

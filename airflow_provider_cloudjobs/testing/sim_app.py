@@ -693,7 +693,9 @@ def build_app(state: SimState) -> web.Application:
     )
     router.add_post("/v1/{project_id}/cloudservers", create_ecs_servers, name="create:ecs")
     router.add_post(
-        "/v2/{engine}/{project_id}/instances/{instance_id}/extend", resize_kafka_instance, name="create:kafka-resize"
+        "/v2/{engine}/{project_id}/instances/{instance_id}/extend",
+        resize_kafka_instance,
+        name="create:kafka-resize",
     )
     router.add_post("/_sim/jobs", ctl_create_job)
     router.add_get("/_sim/jobs/{job_id}", ctl_job_state)

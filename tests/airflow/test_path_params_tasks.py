@@ -130,7 +130,9 @@ class DiesOnTry1(CloudRequestOperator):
 
 
 @pytest.mark.skipif(not _has_task_state_store(), reason="this Airflow has no task state store (Airflow 3.3+)")
-def test_a_later_try_reconnects_to_the_task_under_the_same_instance(cloud_simulator, conn_id, make_dag, run_dag):
+def test_a_later_try_reconnects_to_the_task_under_the_same_instance(
+    cloud_simulator, conn_id, make_dag, run_dag
+):
     """Try 2 reads the stored path_params: without them it could not find the task (and must not resend)."""
     with make_dag(retries=1) as dag:
 

@@ -75,7 +75,9 @@ def test_bad_path_params_are_refused_before_any_request(cloud_simulator, cloudjo
 def test_a_service_without_further_ids_refuses_path_params(cloud_simulator, cloudjobs_conn):
     hook = CloudJobsHook(cloudjobs_conn())
     job_id = cloud_simulator.create_job("ecs")
-    with pytest.raises(CloudJobsInputError, match=r"\['instance_id'\] are not in ECS's job path .* takes none"):
+    with pytest.raises(
+        CloudJobsInputError, match=r"\['instance_id'\] are not in ECS's job path .* takes none"
+    ):
         hook.get_job(job_id, "ecs", path_params=INSTANCE)
     assert cloud_simulator.stats()["job_requests"] == 0
 
