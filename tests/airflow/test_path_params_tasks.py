@@ -158,3 +158,19 @@ def test_a_later_try_reconnects_to_the_task_under_the_same_instance(
     assert (ti.state, ti.try_number) == ("success", 2), result.log
     assert cloud_simulator.stats()["create_requests"] == 1
     assert result.xcom("resize")["phase"] == "SUCCEEDED"
+
+
+def test_without_waiting_the_operator_returns_the_task_under_its_instance(
+    cloud_simulator, conn_id, make_dag, run_dag
+):
+    job_id = cloud_simulator.create_job("apig", polls_to_finish=5, path_params={"instance_id": INSTANCE})
+    with make_dag() as dag:
+        wait_task(
+            "operator-sync", job_id, "apig", path_params={"instance_id": INSTANCE}, wait_for_completion=False
+        )
+
+    result = run_dag(dag)
+
+    assert result.ti("wait").state == "success", result.log
+    job = result.xcom("wait")
+    assert (job["job_id"], job["status"], job["is_terminal"]) == (job_id, "waiting", False)
