@@ -22,15 +22,27 @@ if TYPE_CHECKING:
 CONSOLE_URL_KEY = "cloud_console_url"
 
 
-def console_url(settings: CloudJobsSettings, profile: ServiceProfile, job: Mapping[str, Any]) -> str:
-    """The console URL of the job's resource (CCE cluster, DWS, ELB, ECS server ...), or ``""``."""
+def console_url(
+    settings: CloudJobsSettings,
+    profile: ServiceProfile,
+    job: Mapping[str, Any],
+    path_params: Mapping[str, str] | None = None,
+) -> str:
+    """The console URL of the job's resource (CCE cluster, DWS, ELB, ECS server ...), or ``""``.
+
+    ``path_params`` (``instance_id`` ...) may fill the console path too: a DMS task's body does not name
+    its instance, the path that read it does.
+    """
     raw = job.get("raw") or {}
     # The root is a dotted path like the profile's other fields (``"job"``, GaussDB NoSQL's ``"jobs.0"``).
     raw_job = dig(raw, profile.root) if profile.root else raw
     if not isinstance(raw_job, Mapping):
         raw_job = {}
     return profile.console_url(
-        settings.console_base, job, raw_job, region=settings.region, project_id=settings.project_id
+        settings.console_base,
+        job,
+        raw_job,
+        **{**(path_params or {}), "region": settings.region, "project_id": settings.project_id},
     )
 
 

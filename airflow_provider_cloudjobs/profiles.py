@@ -17,8 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
+from urllib.parse import quote
 
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
+from airflow_provider_cloudjobs.validation import PARAM_NAME, RESERVED_PARAMS, validate_path_params
 
 
 class JobPhase(str, Enum):
@@ -40,18 +42,29 @@ Paths = tuple[str, ...]
 
 _SERVICE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
-_PATH_PLACEHOLDERS = frozenset({"project_id", "job_id"})
+
+
+def _placeholders(path: str) -> list[str]:
+    """The placeholder names of a path template, in order (``string.Formatter`` syntax)."""
+    return [name for _, name, _, _ in string.Formatter().parse(path) if name is not None]
 
 
 def _placeholder_problem(path: str) -> str | None:
-    """What is wrong with a path template's placeholders (only {project_id} and {job_id} are filled)."""
+    """What is wrong with a path template's placeholders: {project_id}, {job_id} and plain names of
+    further ids (``{instance_id}``), each filled from ``path_params``; nothing Python's format would
+    interpret (``{0}``, ``{x.y}``, ``{x!r}``, ``{x:>9}``)."""
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(path) if name is not None}
+        parsed = [
+            (name, spec, conv) for _, name, spec, conv in string.Formatter().parse(path) if name is not None
+        ]
     except ValueError:
         return "has an unbalanced '{' or '}'"
-    unknown = sorted(names - _PATH_PLACEHOLDERS)
-    if unknown:
-        return f"has placeholders {unknown} that are never filled (only {{project_id}} and {{job_id}} are)"
+    bad = sorted({name for name, spec, conv in parsed if spec or conv or not PARAM_NAME.fullmatch(name)})
+    if bad:
+        return (
+            f"has placeholders {bad} that are not plain names (lower-case letters, digits and '_', "
+            "like {project_id}, {job_id}, {instance_id})"
+        )
     return None
 
 
@@ -89,6 +102,7 @@ class ServiceProfile:
     :param key: the ``service=`` value users pass (``"cce"``).
     :param host: endpoint host prefix: the default base URL is ``https://{host}.{region}.{endpoint_domain}``.
     :param path: path template with ``{project_id}`` and ``{job_id}``; may carry a query (``?id={job_id}``).
+        Any further placeholder (``{instance_id}``) names an id the caller passes in ``path_params``.
     :param status: where the raw status is; ``phases`` maps its upper-cased value to a :class:`JobPhase` name.
     :param root: where the job object sits in the body (``"job"`` when the body is ``{"job": {...}}``).
     :param progress_scale: multiply a numeric progress by this to get percent (100 for a 0-1 fraction).
@@ -155,6 +169,33 @@ class ServiceProfile:
     def label(self) -> str:
         return self.display_name or self.key.upper()
 
+    @property
+    def path_params(self) -> tuple[str, ...]:
+        """The ids its job path needs besides the project and the job (``("instance_id",)``)."""
+        return tuple(dict.fromkeys(n for n in _placeholders(self.path) if n not in RESERVED_PARAMS))
+
+    def checked_path_params(self, path_params: Any) -> dict[str, str]:
+        """``path_params`` checked for this service: every id its path needs, no other, each a plain id."""
+        params = validate_path_params(path_params)
+        missing = [name for name in self.path_params if name not in params]
+        unknown = sorted(set(params) - set(self.path_params))
+        if missing:
+            raise CloudJobsInputError(
+                f"{self.label} jobs live at {self.path}: pass path_params with {missing} "
+                f"(e.g. path_params={{{missing[0]!r}: '<id>'}})"
+            )
+        if unknown:
+            needed = f"only {list(self.path_params)}" if self.path_params else "none"
+            raise CloudJobsInputError(
+                f"path_params {unknown} are not in {self.label}'s job path {self.path} (it takes {needed})"
+            )
+        return params
+
+    def job_path(self, project_id: str, job_id: str, path_params: Any = None) -> str:
+        """The job's URL path, every value percent-encoded (ids are checked before, by the callers)."""
+        values = {**self.checked_path_params(path_params), "project_id": project_id, "job_id": job_id}
+        return self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
+
     def phase_of(self, raw_status: Any) -> JobPhase:
         if raw_status is None:
             return JobPhase.UNKNOWN
@@ -193,7 +234,7 @@ class ServiceProfile:
         return cls(key=key, **data)
 
     def console_url(
-        self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], **values: str
+        self, base: str, job: Mapping[str, Any], raw_job: Mapping[str, Any], /, **values: str
     ) -> str:
         """The console URL of the job's resource, or ``""`` when a placeholder has no value."""
         if not self.console_path:
@@ -312,6 +353,40 @@ def _cce(key: str, path: str, console_path: str, display_name: str) -> ServicePr
         console_path=console_path,
         display_name=display_name,
         answer_job_id=("status.jobID",),
+    )
+
+
+# DMS (Kafka, RabbitMQ, RocketMQ) background tasks: ShowBackgroundTask documents CREATED, EXECUTING, SUCCESS,
+# FAILED, DELETED and CANCELLED. A deleted or cancelled task will not finish: FAILED, so the task says so.
+_DMS_PHASES: Mapping[str, str] = {
+    "CREATED": "PENDING",
+    "EXECUTING": "RUNNING",
+    "SUCCESS": "SUCCEEDED",
+    "FAILED": "FAILED",
+    "DELETED": "FAILED",
+    "CANCELLED": "FAILED",
+}
+
+
+def _dms(key: str, display_name: str) -> ServiceProfile:
+    """A DMS instance's background task: the answer is a list holding the one task; the instance is in the
+    path only (``path_params={"instance_id": ...}``). The body's ``updated_at`` is the task's end time."""
+    return ServiceProfile(
+        key=key,
+        host="dms",
+        path="/v2/{project_id}/instances/{instance_id}/tasks/{job_id}",
+        root="tasks.0",
+        phases=_DMS_PHASES,
+        job_id=("id",),
+        job_type=("name",),
+        error_code=(),
+        message=(),
+        created_at=("created_at",),
+        started_at=("created_at",),
+        ended_at=("updated_at",),
+        entities="",
+        console_path="/dms/?region={region}",
+        display_name=display_name,
     )
 
 
@@ -507,6 +582,9 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/sfs/?region={region}#/sfs/turbo/list",
             display_name="SFS Turbo",
+            # The AD domain calls answer job_id, the LDAP configuration calls jobId. (CreateShare and
+            # ExpandShare answer the file system's id, not a job.)
+            answer_job_id=("job_id", "jobId"),
         ),
         ServiceProfile(
             key="cfw",
@@ -585,6 +663,109 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             entities="",
             console_path="/swr/?region={region}",
             display_name="SWR",
+        ),
+        _dms("kafka", "DMS for Kafka"),
+        _dms("rabbitmq", "DMS for RabbitMQ"),
+        _dms("rocketmq", "DMS for RocketMQ"),
+        # APIG's asynchronous API import/export tasks, under their gateway instance. The body has no times,
+        # no error fields (task_result is a JSON text of the imported or failed APIs).
+        ServiceProfile(
+            key="apig",
+            host="apig",
+            path="/v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{job_id}",
+            status="task_status",
+            phases={
+                "WAITING": "PENDING",
+                "PROCESSING": "RUNNING",
+                "SUCCEED": "SUCCEEDED",
+                "FAILED": "FAILED",
+            },
+            job_id=("task_id",),
+            job_type=("task_type",),
+            error_code=(),
+            message=(),
+            started_at=(),
+            ended_at=(),
+            entities="",
+            console_path="/apig/?region={region}",
+            display_name="APIG",
+            # ImportApiDefinitionsAsync / ExportApiDefinitionsAsync answer task_id. (The job_id that
+            # CreateInstanceV2 answers is an instance's job, not an async task: not readable here.)
+            answer_job_id=("task_id",),
+        ),
+        # GES graph jobs: ShowJob2 documents pending, running, success, failed.
+        ServiceProfile(
+            key="ges",
+            host="ges",
+            path="/v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status",
+            phases={"PENDING": "PENDING", "RUNNING": "RUNNING", "SUCCESS": "SUCCEEDED", "FAILED": "FAILED"},
+            job_type=("job_type",),
+            resource_name=("related_graph",),
+            error_code=(),
+            message=("fail_reason",),
+            entities="",
+            console_path="/ges/?region={region}",
+            display_name="GES",
+        ),
+        # CSE engine jobs: the SDK documents no status values for ShowEngineJob; the vocabulary (Init,
+        # Executing, Error, Timeout, Finished) is its API reference page's, "Querying Details About a
+        # Microservice Engine Job" (cse_06_0033). Times are epoch milliseconds; the job id is a number.
+        ServiceProfile(
+            key="cse",
+            host="cse",
+            path="/v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}",
+            phases={
+                "INIT": "PENDING",
+                "EXECUTING": "RUNNING",
+                "FINISHED": "SUCCEEDED",
+                "ERROR": "FAILED",
+                "TIMEOUT": "FAILED",
+            },
+            job_id=("id",),
+            job_type=("type",),
+            resource_id=("engineId",),
+            error_code=(),
+            message=(),
+            started_at=("startTime",),
+            ended_at=("endTime",),
+            entities="",
+            console_path="/cse/?region={region}",
+            display_name="CSE",
+            answer_job_id=(
+                "jobId",
+                "job_id",
+            ),  # CreateEngine and DeleteEngine answer jobId, ResizeEngine job_id
+        ),
+        # CBR tasks (operation logs): the SDK documents no status values for ShowOpLog; the vocabulary
+        # (success, skipped, failed, running, timeout, waiting) is its API reference page's, "Querying a
+        # Single Task" (ShowOpLog). A skipped or timed-out task did not do what was asked: FAILED.
+        ServiceProfile(
+            key="cbr",
+            host="cbr",
+            path="/v3/{project_id}/operation-logs/{job_id}",
+            root="operation_log",
+            phases={
+                "WAITING": "PENDING",
+                "RUNNING": "RUNNING",
+                "SUCCESS": "SUCCEEDED",
+                "FAILED": "FAILED",
+                "SKIPPED": "FAILED",
+                "TIMEOUT": "FAILED",
+            },
+            job_id=("id",),
+            job_type=("operation_type",),
+            resource_id=("extra_info.resource.id",),
+            resource_name=("extra_info.resource.name",),
+            error_code=("error_info.code",),
+            message=("error_info.message",),
+            created_at=("created_at",),
+            started_at=("started_at",),
+            updated_at=("updated_at",),
+            ended_at=("ended_at",),
+            entities="",
+            console_path="/cbr/?region={region}",
+            display_name="CBR",
+            answer_job_id=("operation_log_id",),  # UpdateExpirationTime; other calls answer no task id
         ),
     )
 }

@@ -19,7 +19,7 @@ from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
 from airflow_provider_cloudjobs.links import CONSOLE_URL_KEY, console_url
 from airflow_provider_cloudjobs.profiles import ServiceProfile, is_builtin
 from airflow_provider_cloudjobs.triggers.cloudjobs import CloudJobTrigger
-from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id
+from airflow_provider_cloudjobs.validation import validate_job_id, validate_path_params, validate_project_id
 from airflow_provider_cloudjobs.waiting import ERROR, FAILED, SUCCESS, TIMEOUT, Finished, JobWait, PollOutcome
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class CloudJobTaskMixin:
     service: str
     cloudjobs_conn_id: str
     project_id: str | None
+    path_params: dict[str, str] | None
     not_found_grace: float
     soft_fail: bool
     log: Any
@@ -73,6 +74,7 @@ class CloudJobTaskMixin:
         try:
             validate_job_id(self.job_id)
             validate_project_id(self.project_id)
+            validate_path_params(self.path_params)
             if self.not_found_grace < 0:
                 raise CloudJobsInputError(f"not_found_grace must be >= 0 seconds, got {self.not_found_grace}")
         except CloudJobsInputError as exc:
@@ -80,12 +82,15 @@ class CloudJobTaskMixin:
         return self.service_profile()
 
     def service_profile(self) -> ServiceProfile:
-        """The profile of ``service``; an unknown one fails without retries (a bad connection stays retryable)."""
+        """The profile of ``service``, with ``path_params`` checked against its job path; an unknown service
+        or a missing or unknown path parameter fails without retries (a bad connection stays retryable)."""
         settings = self.hook.get_conn()
         try:
-            return self.hook.profile(self.service, settings)
+            profile = self.hook.profile(self.service, settings)
+            profile.checked_path_params(self.path_params)
         except CloudJobsInputError as exc:
             raise AirflowFailException(str(exc)) from exc
+        return profile
 
     def new_wait(self, timeout: float, started_at: float | None = None) -> JobWait:
         start = time.time() if started_at is None else started_at
@@ -94,7 +99,7 @@ class CloudJobTaskMixin:
     def poll(self, wait: JobWait, profile: ServiceProfile, context: Context, interval: float) -> PollOutcome:
         """One sync poll: finished, or poll again (after ``interval``, or a backoff)."""
         try:
-            job = self.hook.get_job(self.job_id, profile.key, self.project_id, profile)
+            job = self.hook.get_job(self.job_id, profile.key, self.project_id, profile, self.path_params)
         except CloudJobsError as exc:
             return wait.on_error(exc, self.log)
         if not wait.seen:
@@ -103,7 +108,7 @@ class CloudJobTaskMixin:
         return wait.on_job(job, self.log)
 
     def push_console_url(self, context: Context, profile: ServiceProfile, job: dict[str, Any]) -> str:
-        url = console_url(self.hook.get_conn(), profile, job)
+        url = console_url(self.hook.get_conn(), profile, job, self.path_params)
         if url:
             context["ti"].xcom_push(key=CONSOLE_URL_KEY, value=url)
         return url
@@ -119,6 +124,7 @@ class CloudJobTaskMixin:
             not_found_until=wait.not_found_until,
             job_seen=wait.seen,
             profile=None if is_builtin(profile) else profile.to_dict(),
+            path_params=dict(self.path_params) if self.path_params else None,
         )
         remaining = max(0.0, wait.end_time - time.time())
         self.defer(  # type: ignore[attr-defined]

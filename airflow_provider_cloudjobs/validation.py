@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
@@ -10,6 +11,11 @@ from airflow_provider_cloudjobs.exceptions import CloudJobsInputError
 # Matched whole (fullmatch): "$" would let a trailing newline through.
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@+-]{0,254}")
 _PROJECT_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+#: A path parameter's name, as it stands in a profile's path template (``{instance_id}``).
+PARAM_NAME = re.compile(r"[a-z][a-z0-9_]{0,62}")
+#: Placeholders filled from their own arguments, never from ``path_params``.
+RESERVED_PARAMS = frozenset({"project_id", "job_id"})
+MAX_PATH_PARAMS = 8
 _NAMED_PROBLEMS = (  # '..' first: "../x" is a path traversal attempt before it is a stray '/'
     ("..", "'..'"),
     ("/", "a '/'"),
@@ -30,19 +36,51 @@ def validate_job_id(job_id: Any) -> str:
     """A job id as it may appear in a URL path segment; the error names what is wrong with it."""
     if job_id is None or (isinstance(job_id, str) and not job_id.strip()):
         raise CloudJobsInputError("job_id is empty: pass the id the cloud returned when the job was created")
-    if not isinstance(job_id, str):
-        raise CloudJobsInputError(f"job_id must be a string, got {type(job_id).__name__} {shown(job_id)}")
-    for needle, name in _NAMED_PROBLEMS:
-        if needle in job_id:
-            raise CloudJobsInputError(f"job_id {shown(job_id)} contains {name}, which no cloud job id has")
-    if any(ch.isspace() for ch in job_id):
-        raise CloudJobsInputError(f"job_id {shown(job_id)} contains whitespace, which no cloud job id has")
-    if not _SAFE_ID.fullmatch(job_id):
+    return validate_id(job_id, "job_id", "cloud job id")
+
+
+def validate_id(value: Any, name: str, what: str) -> str:
+    """An id as it may appear in a URL path segment (a job id, an instance id ...); ``name`` is the field
+    the error names, ``what`` the kind of id ("cloud job id")."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise CloudJobsInputError(f"{name} is empty: pass the {what}")
+    if not isinstance(value, str):
+        raise CloudJobsInputError(f"{name} must be a string, got {type(value).__name__} {shown(value)}")
+    for needle, problem in _NAMED_PROBLEMS:
+        if needle in value:
+            raise CloudJobsInputError(f"{name} {shown(value)} contains {problem}, which no {what} has")
+    if any(ch.isspace() for ch in value):
+        raise CloudJobsInputError(f"{name} {shown(value)} contains whitespace, which no {what} has")
+    if not _SAFE_ID.fullmatch(value):
         raise CloudJobsInputError(
-            f"job_id {shown(job_id)} has characters a cloud job id does not have "
+            f"{name} {shown(value)} has characters a {what} does not have "
             "(letters, digits and . _ : @ + - only, at most 255)"
         )
-    return job_id
+    return value
+
+
+def validate_path_params(path_params: Any) -> dict[str, str]:
+    """The ids a job path needs besides the project and the job (``{"instance_id": "..."}``), checked as
+    strictly as a job id: each value becomes a URL path segment. Which names a service needs is checked
+    against its profile (:func:`airflow_provider_cloudjobs.profiles.ServiceProfile.job_path`)."""
+    if path_params is None:
+        return {}
+    if not isinstance(path_params, Mapping):
+        raise CloudJobsInputError(
+            f"path_params must be a mapping of names to ids such as {{'instance_id': '...'}}, "
+            f"got {type(path_params).__name__} {shown(path_params)}"
+        )
+    if len(path_params) > MAX_PATH_PARAMS:
+        raise CloudJobsInputError(f"path_params has {len(path_params)} entries; at most {MAX_PATH_PARAMS}")
+    checked = {}
+    for key, value in path_params.items():
+        if not isinstance(key, str) or not PARAM_NAME.fullmatch(key) or key in RESERVED_PARAMS:
+            raise CloudJobsInputError(
+                f"path_params has a key {shown(key)} that is not a path parameter name (lower-case letters, "
+                "digits and '_'; project_id and job_id have their own arguments)"
+            )
+        checked[key] = validate_id(value, f"path_params[{key!r}]", "cloud resource id")
+    return checked
 
 
 def validate_project_id(project_id: Any) -> str | None:

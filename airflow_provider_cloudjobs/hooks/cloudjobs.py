@@ -53,7 +53,12 @@ from airflow_provider_cloudjobs.request_flow import (
     with_connection,
 )
 from airflow_provider_cloudjobs.transport import BodyReader, connection_error, timeout_error
-from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id, validate_request_path
+from airflow_provider_cloudjobs.validation import (
+    validate_job_id,
+    validate_path_params,
+    validate_project_id,
+    validate_request_path,
+)
 
 T = TypeVar("T")
 Profile = ServiceProfile | None
@@ -129,16 +134,30 @@ class CloudJobsHook(BaseHook):
         return get_profile(service, (settings or self._settings or _EMPTY).services)
 
     def get_job(
-        self, job_id: str, service: str = "cce", project_id: str | None = None, profile: Profile = None
+        self,
+        job_id: str,
+        service: str = "cce",
+        project_id: str | None = None,
+        profile: Profile = None,
+        path_params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
-        """The job as it is now, normalised (see :mod:`airflow_provider_cloudjobs.job`)."""
-        return self._drive(self._job_flow(job_id, service, project_id, profile))
+        """The job as it is now, normalised (see :mod:`airflow_provider_cloudjobs.job`).
+
+        ``path_params``: the further ids the service's job path needs, e.g. ``{"instance_id": "..."}`` for a
+        DMS Kafka task (``/v2/{project_id}/instances/{instance_id}/tasks/{job_id}``).
+        """
+        return self._drive(self._job_flow(job_id, service, project_id, profile, path_params))
 
     async def aget_job(
-        self, job_id: str, service: str = "cce", project_id: str | None = None, profile: Profile = None
+        self,
+        job_id: str,
+        service: str = "cce",
+        project_id: str | None = None,
+        profile: Profile = None,
+        path_params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         """Async :meth:`get_job`; ``profile`` lets a trigger bring a service the triggerer never registered."""
-        return await self._adrive(self._job_flow(job_id, service, project_id, profile))
+        return await self._adrive(self._job_flow(job_id, service, project_id, profile, path_params))
 
     def request(
         self, method: str, service: str, path: str, *, json: Any = None, project_id: str | None = None
@@ -165,15 +184,22 @@ class CloudJobsHook(BaseHook):
 
     # ------------------------------------------------------------------ flows (what to do, once)
     def _job_flow(
-        self, job_id: str, service: str, project_id: str | None, profile: ServiceProfile | None
+        self,
+        job_id: str,
+        service: str,
+        project_id: str | None,
+        profile: ServiceProfile | None,
+        path_params: Mapping[str, str] | None,
     ) -> Flow[dict[str, Any]]:
         job_id = validate_job_id(job_id)
         validate_project_id(project_id)
+        params = validate_path_params(path_params)
 
         def flow(settings: CloudJobsSettings) -> Flow[dict[str, Any]]:
             chosen = profile or self.profile(service, settings)
+            chosen.checked_path_params(params)  # before any request, also the one that finds the project
             pid = yield from self._project_flow(settings, project_id)
-            path = chosen.path.format(project_id=quote(pid, safe=""), job_id=quote(job_id, safe=""))
+            path = chosen.job_path(pid, job_id, params)
             body = yield from call(
                 settings, "GET", settings.base_url(chosen) + path, retries=self.max_retries
             )

@@ -22,7 +22,12 @@ from airflow_provider_cloudjobs.task_support import (
     CloudJobTaskMixin,
     default_deferrable,
 )
-from airflow_provider_cloudjobs.validation import validate_job_id, validate_project_id, validate_request_path
+from airflow_provider_cloudjobs.validation import (
+    validate_job_id,
+    validate_path_params,
+    validate_project_id,
+    validate_request_path,
+)
 from airflow_provider_cloudjobs.waiting import FAILED, Finished
 
 if TYPE_CHECKING:
@@ -38,6 +43,8 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
     :param service: service key (templated).
     :param cloudjobs_conn_id: the ``cloudjobs`` connection.
     :param project_id: project override (templated).
+    :param path_params: the further ids the service's job path needs (templated), e.g.
+        ``{"instance_id": "..."}`` for a DMS Kafka task.
     :param wait_for_completion: wait until the job is terminal; if False, return the job as it is now.
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``).
     :param poll_interval: seconds between polls.
@@ -48,7 +55,7 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
     """
 
     # cloudjobs_conn_id too: its rendered value is how the Cloud jobs page knows the connection of a poking task
-    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id")
+    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id", "path_params")
     operator_extra_links = (CloudConsoleLink(),)
     ui_color = "#e8f4ff"
     timeout_exception = AirflowFailException
@@ -66,6 +73,7 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
         timeout: float = DEFAULT_TIMEOUT,
         fail_on_job_failure: bool = True,
         not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        path_params: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -77,6 +85,7 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
         self.service = service
         self.cloudjobs_conn_id = cloudjobs_conn_id
         self.project_id = project_id
+        self.path_params = path_params
         self.wait_for_completion = wait_for_completion
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self.poll_interval = float(poll_interval)
@@ -88,7 +97,9 @@ class CloudJobOperator(CloudJobTaskMixin, BaseOperator):
         profile = self.validated_profile()
         if not self.wait_for_completion:
             # A single look with the hook's own retries: nothing is waited on afterwards.
-            job = CloudJobsHook(self.cloudjobs_conn_id).get_job(self.job_id, profile.key, self.project_id)
+            job = CloudJobsHook(self.cloudjobs_conn_id).get_job(
+                self.job_id, profile.key, self.project_id, path_params=self.path_params
+            )
             self.push_console_url(context, profile, job)
             return job
         wait = self.new_wait(self.timeout)
@@ -155,6 +166,8 @@ class CloudRequestOperator(CloudJobOperator):
         ``/api/v3/projects/{project_id}/clusters``.
     :param json: the request body (templated). Never logged.
     :param project_id: project override (templated).
+    :param path_params: the further ids the service's job path needs (templated), e.g. the instance of a
+        DMS Kafka task: ``{"instance_id": "..."}``; checked before the request is sent.
     :param job_id_path: dotted path of the job id in the answer; by default where the service puts it
         (CCE ``status.jobID``; ECS, EVS, IMS, BMS, classic ELB, DWS, DCS, RDS ``job_id``).
     :param wait_for_completion, deferrable, poll_interval, timeout, fail_on_job_failure, not_found_grace:
@@ -166,7 +179,9 @@ class CloudRequestOperator(CloudJobOperator):
     sending the request again. Older Airflow has no task state store: crash recovery is off there.
     """
 
-    template_fields: Sequence[str] = ("path", "json", "service", "project_id", "cloudjobs_conn_id")
+    template_fields: Sequence[str] = (
+        *("path", "json", "service", "project_id", "cloudjobs_conn_id", "path_params"),
+    )
     template_fields_renderers = {"json": "json"}
     ui_color = "#dcefff"
 
@@ -186,10 +201,12 @@ class CloudRequestOperator(CloudJobOperator):
         timeout: float = DEFAULT_TIMEOUT,
         fail_on_job_failure: bool = True,
         not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
+        path_params: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
             job_id="",
+            path_params=path_params,
             service=service,
             cloudjobs_conn_id=cloudjobs_conn_id,
             project_id=project_id,
@@ -248,6 +265,7 @@ class CloudRequestOperator(CloudJobOperator):
         try:
             validate_request_path(self.path)
             validate_project_id(self.project_id)
+            validate_path_params(self.path_params)
         except CloudJobsInputError as exc:
             raise AirflowFailException(str(exc)) from exc
         return self.service_profile()
@@ -325,6 +343,7 @@ class CloudRequestOperator(CloudJobOperator):
             "job_id": job_id,
             "service": profile.key,
             "project_id": self.project_id,
+            "path_params": dict(self.path_params) if self.path_params else None,
             "method": self.method,
             "path": self.path,
             "try_number": try_number,
@@ -374,6 +393,7 @@ class CloudRequestOperator(CloudJobOperator):
         self.job_id = stored["job_id"]
         self.service = stored["service"]
         self.project_id = stored.get("project_id")
+        self.path_params = stored.get("path_params")  # absent from records stored before path_params
         self.log.info(
             "Try %s: reconnecting to %s job %s, started by try %s with %s %s; not sending the request again",
             try_number,
@@ -394,7 +414,9 @@ class CloudRequestOperator(CloudJobOperator):
         # Reconnected without waiting: the job as it is now, but a job that already ended is judged as
         # the end of a wait would be (a failed one fails with its reason).
         profile = self.validated_profile()
-        job = CloudJobsHook(self.cloudjobs_conn_id).get_job(self.job_id, profile.key, self.project_id)
+        job = CloudJobsHook(self.cloudjobs_conn_id).get_job(
+            self.job_id, profile.key, self.project_id, path_params=self.path_params
+        )
         self.push_console_url(context, profile, job)
         if not job["is_terminal"]:
             return job

@@ -96,6 +96,7 @@ def _row(record: records.WaitRecord, lookup: Lookup | None, now: float) -> dict[
         "conn_id": record.conn_id,
         "conn_known": record.conn_known,
         "project_id": record.project_id,
+        "path_params": record.path_params,
         "deadline": _iso(record.deadline),
         "start_date": _iso(record.start_date),
         "end_date": _iso(record.end_date),

@@ -2,7 +2,7 @@
 
 Bounded however many waits a page shows:
 
-- one cache entry per (connection, service, project, job), fresh for :attr:`JobLookups.ttl` seconds
+- one cache entry per (connection, service, project, job, path ids), fresh for :attr:`JobLookups.ttl` seconds
   (errors for longer, finished jobs, which no longer change, for ten minutes), shared by every page and
   user of the API server process;
 - at most ``max_concurrent`` cloud calls at once (a small thread pool), one call per job in flight
@@ -23,8 +23,9 @@ from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any
 
-# (conn_id, service, project_id, job_id, the trigger's service profile as JSON or None)
-LookupKey = tuple[str, str, "str | None", str, "str | None"]
+# (conn_id, service, project_id, job_id, the trigger's service profile as JSON or None, the path ids as
+# JSON or None)
+LookupKey = tuple[str, str, "str | None", str, "str | None", "str | None"]
 
 # What the page gets of a normalised job: everything but the raw body and the entities (they can be
 # large, and nothing on the page needs them).
@@ -111,14 +112,15 @@ def _fetch_with_hook(key: LookupKey) -> Lookup:
     from airflow_provider_cloudjobs.links import console_url
     from airflow_provider_cloudjobs.profiles import ServiceProfile
 
-    conn_id, service, project_id, job_id, profile_json = key
+    conn_id, service, project_id, job_id, profile_json, params_json = key
     hook = _hook(conn_id)
     # A service registered only where the DAG runs travels in the trigger's kwargs; use it here too.
     profile = ServiceProfile.from_dict(service, json.loads(profile_json)) if profile_json else None
-    job = hook.get_job(job_id, service, project_id, profile=profile)
+    params = json.loads(params_json) if params_json else None
+    job = hook.get_job(job_id, service, project_id, profile=profile, path_params=params)
     settings = hook.get_conn()
     try:
-        url = console_url(settings, profile or hook.profile(service, settings), job) or None
+        url = console_url(settings, profile or hook.profile(service, settings), job, params) or None
     except Exception:
         url = None
     return Lookup(time.monotonic(), page_job(job), url)

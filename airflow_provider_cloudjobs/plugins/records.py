@@ -1,10 +1,11 @@
 """Which cloud-job waits exist, read from Airflow's own records (no table of ours).
 
 - In flight, deferred: task instances in state ``deferred`` whose trigger is :class:`CloudJobTrigger`;
-  the trigger's kwargs (no secret in them) say which job, service, connection, project and deadline.
+  the trigger's kwargs (no secret in them) say which job, service, connection, project, further path ids
+  (``path_params``) and deadline.
 - In flight, not deferred: our tasks ``running`` or ``up_for_reschedule`` (poke and reschedule mode;
   also ``scheduled`` / ``queued`` again for their next poke);
-  the job id, service and project come from their rendered template fields.
+  the job id, service, project and path ids come from their rendered template fields.
 - Recently finished: our tasks that ended lately; a successful one's final job is its XCom
   ``return_value`` (nothing to ask the cloud).
 
@@ -53,6 +54,7 @@ class WaitRecord:
     conn_id: str | None = None
     conn_known: bool = True  # False: not recorded by the task (poke mode); the default connection is used
     project_id: str | None = None
+    path_params: dict[str, str] | None = None  # the further ids of the job's path (a DMS instance ...)
     deadline: datetime | None = None
     start_date: datetime | None = None
     end_date: datetime | None = None
@@ -70,13 +72,14 @@ class WaitRecord:
         return self.state == "deferred"
 
     @property
-    def lookup_key(self) -> tuple[str, str, str | None, str, str | None] | None:
-        """What identifies the job in the cloud (and the trigger's own service profile, as JSON), or None
-        when the job id is not known."""
+    def lookup_key(self) -> tuple[str, str, str | None, str, str | None, str | None] | None:
+        """What identifies the job in the cloud (the trigger's own service profile and the path ids as
+        JSON), or None when the job id is not known."""
         if not self.job_id or not self.service or not self.conn_id:
             return None
         profile = json.dumps(self.profile, sort_keys=True, default=str) if self.profile else None
-        return (self.conn_id, self.service, self.project_id, self.job_id, profile)
+        params = json.dumps(self.path_params, sort_keys=True) if self.path_params else None
+        return (self.conn_id, self.service, self.project_id, self.job_id, profile, params)
 
 
 def _models() -> tuple[Any, Any, Any, Any]:
@@ -109,6 +112,7 @@ def _apply_trigger(record: WaitRecord, kwargs: Mapping[str, Any]) -> None:
     record.project_id = _text(kwargs.get("project_id"))
     profile = kwargs.get("profile")
     record.profile = dict(profile) if isinstance(profile, Mapping) else None
+    record.path_params = _ids(kwargs.get("path_params"))
     end_time = kwargs.get("end_time")
     if isinstance(end_time, (int, float)) and end_time > 0:
         record.deadline = datetime.fromtimestamp(float(end_time), tz=timezone.utc)
@@ -119,6 +123,7 @@ def _apply_rendered(record: WaitRecord, fields: Mapping[str, Any] | None) -> Non
     record.job_id = record.job_id or _text(fields.get("job_id"))
     record.service = record.service or _text(fields.get("service")) or "cce"
     record.project_id = record.project_id or _text(fields.get("project_id"))
+    record.path_params = record.path_params or _ids(fields.get("path_params"))
     if record.conn_id is None:
         # The connection is not a template field, so a task that never deferred did not record it.
         record.conn_id = _text(fields.get("cloudjobs_conn_id")) or DEFAULT_CONN_ID
@@ -130,6 +135,19 @@ def _text(value: Any) -> str | None:
         return None
     text = str(value).strip()
     return text if text and text != "None" else None
+
+
+def _ids(value: Any) -> dict[str, str] | None:
+    """Path ids as recorded: a mapping (trigger kwargs, rendered fields), or its JSON text. The hook checks
+    them again before any cloud call."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    if not isinstance(value, Mapping) or not value:
+        return None
+    return {str(k): str(v) for k, v in list(value.items())[:16]}
 
 
 def _trigger_kwargs(trigger: Any) -> dict[str, Any]:

@@ -28,6 +28,8 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
     :param service: service key, e.g. ``cce``, ``dws``, ``elb``, ``ecs`` (templated).
     :param cloudjobs_conn_id: the ``cloudjobs`` connection.
     :param project_id: project override (templated); the connection's project by default.
+    :param path_params: the further ids the service's job path needs (templated), e.g.
+        ``{"instance_id": "{{ ti.xcom_pull('create')['instance_id'] }}"}`` for ``service="kafka"``.
     :param not_found_grace: seconds after the wait starts during which a 404 means "not visible yet".
     :param deferrable: wait in the triggerer (default ``[operators] default_deferrable``). The sensor
         checks once first and does not defer when the job is already finished.
@@ -37,7 +39,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
     """
 
     # cloudjobs_conn_id too: its rendered value is how the Cloud jobs page knows the connection of a poking task
-    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id")
+    template_fields: Sequence[str] = ("job_id", "service", "project_id", "cloudjobs_conn_id", "path_params")
     operator_extra_links = (CloudConsoleLink(),)
     ui_color = "#e8f4ff"
 
@@ -50,6 +52,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
         project_id: str | None = None,
         not_found_grace: float = DEFAULT_NOT_FOUND_GRACE,
         deferrable: bool | None = None,
+        path_params: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -57,6 +60,7 @@ class CloudJobSensor(CloudJobTaskMixin, BaseSensorOperator):
         self.service = service
         self.cloudjobs_conn_id = cloudjobs_conn_id
         self.project_id = project_id
+        self.path_params = path_params
         self.not_found_grace = float(not_found_grace)
         self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._wait: JobWait | None = None

@@ -29,6 +29,12 @@ class JobApiFacts:
     :param time_format: name of the :mod:`sim_common` formatter that writes the documented time format.
     :param progress_style: how the body writes progress: ``"percent_text"`` (``"60%"``), ``"fraction"``.
     :param sub_job_only: profile fields that only sub-jobs carry (the job itself has no such field).
+    :param end_time_keys: body keys that hold the job's end time although named otherwise (DMS's
+        ``updated_at``, documented as the end time).
+    :param not_terminal: documented statuses whose description reads like an end but is not one, each with
+        its reason (DMS's CREATED, "created successfully": the task has not run yet).
+    :param answer_models: response models of the service's create, resize or delete calls that carry the
+        job id CloudRequestOperator reads (``profile.answer_job_id``); ``()``: the SDK has none to check.
     """
 
     service: str
@@ -43,12 +49,16 @@ class JobApiFacts:
     not_job_fields: tuple[str, ...] = ()
     progress_style: str = "percent_text"
     sub_job_only: tuple[str, ...] = ()
+    end_time_keys: tuple[str, ...] = ()
+    not_terminal: Mapping[str, str] = field(default_factory=dict)
+    answer_models: tuple[str, ...] = ()
 
 
 _PENDING_PAYMENT = (
     "the CONTRACT's word for an order waiting for payment: PENDING on purpose, a person can still "
     "complete the job"
 )
+_DMS_CREATED = "'the background task is created (successfully)': it has not run yet"
 _API_ERROR = ("code", "message")  # "returned when the query itself fails", not the job's error
 
 JOB_FACTS: dict[str, JobApiFacts] = {
@@ -104,6 +114,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "show_job_status",
             "ms_z",
             undocumented={"PENDING_PAYMENT": _PENDING_PAYMENT},
+            answer_models=("CreateProtectionGroup", "CreateProtectedInstance", "DeleteProtectionGroup"),
         ),
         JobApiFacts(
             "eip",
@@ -113,6 +124,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             reference="EIP API reference: Querying the Job Status (ShowResourcesJobDetail)",
             statuses=("SUCCESS", "RUNNING", "FAIL", "INIT"),
             undocumented={"PENDING_PAYMENT": _PENDING_PAYMENT},
+            answer_models=("BatchCreatePublicips",),
         ),
         JobApiFacts(
             "elbv3", "huaweicloudsdkelb.v3", "show_job", "seconds_z", vocabulary="ListJobsRequest.status"
@@ -142,9 +154,15 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             id_param="id",
             vocabulary="ListTasksRequest.status",
             undocumented={"PENDING": "TaurusDB's word, shared by the database services' profile"},
+            answer_models=("CreateInstance", "DeleteInstance", "ResizeInstance"),
         ),
         JobApiFacts(
-            "gaussdb", "huaweicloudsdkgaussdb.v3", "show_gauss_my_sql_job_info", "plus0000", id_param="id"
+            "gaussdb",
+            "huaweicloudsdkgaussdb.v3",
+            "show_gauss_my_sql_job_info",
+            "plus0000",
+            id_param="id",
+            answer_models=("CreateGaussMySqlInstance", "DeleteGaussMySqlInstance"),
         ),
         JobApiFacts(
             "gaussdb-opengauss",
@@ -155,6 +173,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             reference="GaussDB API reference: Querying Task Details (ShowJobDetail)",
             statuses=("Running", "Completed", "Failed"),
             undocumented={"PENDING": "TaurusDB's word, shared by the database services' profile"},
+            answer_models=("CreateInstance", "DeleteInstance"),
         ),
         JobApiFacts(
             "gaussdb-nosql",
@@ -163,6 +182,7 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "plus0000",
             id_param="id",
             undocumented={"PENDING": "TaurusDB's word, shared by the database services' profile"},
+            answer_models=("CreateInstance", "DeleteInstance", "ResizeInstance"),
         ),
         JobApiFacts(
             "ddm",
@@ -170,16 +190,30 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "show_ddm_job_result",
             "plus0000",
             undocumented={"PENDING": "TaurusDB's word, shared by the database services' profile"},
+            answer_models=("CreateInstance",),
         ),
-        JobApiFacts("sfs-turbo", "huaweicloudsdksfsturbo.v1", "show_job_detail", "space_seconds"),
-        JobApiFacts("cfw", "huaweicloudsdkcfw.v1", "list_job", "plus0000"),
-        JobApiFacts("cph", "huaweicloudsdkcph.v1", "show_job", "seconds_z"),
+        JobApiFacts(
+            "sfs-turbo",
+            "huaweicloudsdksfsturbo.v1",
+            "show_job_detail",
+            "space_seconds",
+            answer_models=("DeleteActiveDirectoryDomain", "CreateLdapConfig"),
+        ),
+        JobApiFacts("cfw", "huaweicloudsdkcfw.v1", "list_job", "plus0000", answer_models=("CreateFirewall",)),
+        JobApiFacts(
+            "cph",
+            "huaweicloudsdkcph.v1",
+            "show_job",
+            "seconds_z",
+            answer_models=("ChangeCloudPhoneServer", "DeleteCloudPhoneServer"),
+        ),
         JobApiFacts(
             "workspace-app",
             "huaweicloudsdkworkspaceapp.v1",
             "show_job_detail",
             "seconds_z",
             sub_job_only=("error_code", "message", "resource_id", "resource_name"),
+            answer_models=("BatchDeleteServer",),
         ),
         JobApiFacts(
             "swr",
@@ -187,6 +221,73 @@ JOB_FACTS: dict[str, JobApiFacts] = {
             "show_instance_job",
             "seconds_z",
             vocabulary="ListInstanceJobsRequest.status",
+            answer_models=("CreateInstance",),
+        ),
+        JobApiFacts(
+            "kafka",
+            "huaweicloudsdkkafka.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+            answer_models=("ResizeEngineInstance", "ModifyInstanceConfigs"),
+        ),
+        JobApiFacts(
+            "rabbitmq",
+            "huaweicloudsdkrabbitmq.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+            answer_models=("ResizeEngineInstance", "UpdatePlugins"),
+        ),
+        JobApiFacts(
+            "rocketmq",
+            "huaweicloudsdkrocketmq.v2",
+            "show_background_task",
+            "ms_z",
+            id_param="task_id",
+            end_time_keys=("updated_at",),
+            not_terminal={"CREATED": _DMS_CREATED},
+            answer_models=("ResizeInstance", "ModifyInstanceSslConfig"),
+        ),
+        JobApiFacts(
+            "apig",
+            "huaweicloudsdkapig.v2",
+            "show_async_task_result",
+            "ms_z",
+            id_param="task_id",
+            answer_models=("ImportApiDefinitionsAsync", "ExportApiDefinitionsAsync"),
+        ),
+        JobApiFacts(
+            "ges",
+            "huaweicloudsdkges.v2",
+            "show_job2",
+            "naive",
+            answer_models=("ImportGraph2", "ResizeGraph2", "ExpandGraph2", "DeleteGraph2"),
+        ),
+        JobApiFacts(
+            "cse",
+            "huaweicloudsdkcse.v1",
+            "show_engine_job",
+            "epoch_ms",
+            reference="CSE API reference: Querying Details About a Microservice Engine Job (cse_06_0033), "
+            "GET /v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}",
+            statuses=("Init", "Executing", "Error", "Timeout", "Finished"),
+            answer_models=("CreateEngine", "DeleteEngine", "ResizeEngine"),
+        ),
+        JobApiFacts(
+            "cbr",
+            "huaweicloudsdkcbr.v1",
+            "show_op_log",
+            "seconds_z",
+            id_param="operation_log_id",
+            reference="CBR API reference: Querying a Single Task (ShowOpLog), "
+            "GET /v3/{project_id}/operation-logs/{operation_log_id}",
+            statuses=("success", "skipped", "failed", "running", "timeout", "waiting"),
+            answer_models=("UpdateExpirationTime",),
         ),
     )
 }

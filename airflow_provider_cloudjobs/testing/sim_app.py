@@ -46,6 +46,12 @@ JOB_ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("job:sfs-turbo", "/v1/{project_id}/sfs-turbo/jobs/{job_id}", ("sfs-turbo",)),
     ("job:cph", "/v1/{project_id}/cloud-phone/jobs/{job_id}", ("cph",)),
     ("job:workspace-app", "/v2/{project_id}/job/{job_id}", ("workspace-app",)),
+    # Jobs under a second id (an instance, a graph, an engine): the job answers only under its own.
+    ("job:dms", "/v2/{project_id}/instances/{instance_id}/tasks/{job_id}", ("kafka", "rabbitmq", "rocketmq")),
+    ("job:apig", "/v2/{project_id}/apigw/instances/{instance_id}/async-tasks/{job_id}", ("apig",)),
+    ("job:ges", "/v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status", ("ges",)),
+    ("job:cse", "/v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}", ("cse",)),
+    ("job:cbr", "/v3/{project_id}/operation-logs/{job_id}", ("cbr",)),
 )
 
 
@@ -425,7 +431,8 @@ def make_job_handler(services: tuple[str, ...]) -> Handler:
         rid = _rid(request)
         if not job_id:
             return _json(r.service_error(services[0], 400, "Query parameter 'id' is required.", rid), 400)
-        snap = _state(request).job_snapshot(job_id, services, project_id, advance=not _PEEK.get())
+        ids = {k: v for k, v in request.match_info.items() if k not in ("project_id", "job_id")}
+        snap = _state(request).job_snapshot(job_id, services, project_id, not _PEEK.get(), ids)
         if snap is None:
             return _json(r.service_error(services[0], 404, f"Job {job_id} not found", rid), 404)
         return _json(r.render_job(snap, rid))
@@ -579,6 +586,25 @@ async def create_ecs_servers(request: web.Request) -> web.Response:
     return _json({"job_id": job_id, "serverIds": server_ids})
 
 
+async def resize_kafka_instance(request: web.Request) -> web.Response:
+    """Kafka's ResizeEngineInstance: the answer holds the background task's ``job_id``, which is read under
+    the same instance (``path_params={"instance_id": ...}``)."""
+    project_id, instance_id = request.match_info["project_id"], request.match_info["instance_id"]
+    denied = await authenticate(request, project_id, "kafka")
+    if denied is not None:
+        return denied
+    body = await _read_json(request)
+    if not isinstance(body, dict) or not body.get("oper_type"):
+        return _json(r.service_error("kafka", 400, "oper_type is required.", _rid(request)), 400)
+    job_id = _state(request).create_job(
+        "kafka",
+        project_id=project_id,
+        outcome=_fails(body.get("oper_type")),
+        path_params={"instance_id": instance_id},
+    )
+    return _json({"job_id": job_id})
+
+
 # -- control API (for a simulator in another process) ------------------------------------------
 async def _control_body(request: web.Request) -> dict[str, Any]:
     body = await _read_json(request)
@@ -666,6 +692,11 @@ def build_app(state: SimState) -> web.Application:
         "/v1.0/{project_id}/clusters/{cluster_id}/elbs/{elb_id}", dws_associate_elb, name="create:dws-elb"
     )
     router.add_post("/v1/{project_id}/cloudservers", create_ecs_servers, name="create:ecs")
+    router.add_post(
+        "/v2/{engine}/{project_id}/instances/{instance_id}/extend",
+        resize_kafka_instance,
+        name="create:kafka-resize",
+    )
     router.add_post("/_sim/jobs", ctl_create_job)
     router.add_get("/_sim/jobs/{job_id}", ctl_job_state)
     router.add_post("/_sim/faults", ctl_inject_fault)

@@ -36,6 +36,7 @@ V1_PATH_SERVICES = (*V1_FAMILY, "sdrs", "eip")
 NO_SUB_JOBS = (
     *("ims", "dcs", "rds", "dws", "elb", "cfw", "swr", "cph"),
     *("dds", "gaussdb", "gaussdb-opengauss", "gaussdb-nosql", "ddm"),
+    *("kafka", "rabbitmq", "rocketmq", "apig", "ges", "cse", "cbr"),
 )
 """Services whose job documents have no sub-jobs."""
 
@@ -165,6 +166,13 @@ SERVICES: dict[str, ServiceSpec] = {
             "workspace-app", "CREATE_SERVER", "CREATE_SERVER", "", "WKS.0001", "Insufficient quota.", "uuid"
         ),
         ServiceSpec("swr", "CreateInstance", "", "", "SVCSTG.SWR.4000", "Creation failed.", "uuid"),
+        ServiceSpec("kafka", "bindInstancePublicIp", "", "", "DMS.00400001", "Task failed.", "hex32"),
+        ServiceSpec("rabbitmq", "bindInstancePublicIp", "", "", "DMS.00400001", "Task failed.", "hex32"),
+        ServiceSpec("rocketmq", "bindInstancePublicIp", "", "", "DMS.00400001", "Task failed.", "hex32"),
+        ServiceSpec("apig", "import_api", "", "", "APIG.3001", "Import failed.", "hex32"),
+        ServiceSpec("ges", "ImportGraph", "", "", "GES.8011", "Failed to import the graph.", "hex32"),
+        ServiceSpec("cse", "Create", "", "", "SVCSTG.00500400", "Engine job failed.", "hex32"),
+        ServiceSpec("cbr", "backup", "", "", "BackupService.9900", "Backup failed.", "uuid"),
     )
 }
 
@@ -184,6 +192,13 @@ STATUS_WORDS: dict[str, tuple[str, str, str, str]] = {
     "cph": ("1", "1", "2", "-1"),
     "workspace-app": ("WAITING", "RUNNING", "SUCCESS", "FAILED"),
     "swr": ("Initializing", "Running", "Success", "Failed"),
+    "kafka": ("CREATED", "EXECUTING", "SUCCESS", "FAILED"),
+    "rabbitmq": ("CREATED", "EXECUTING", "SUCCESS", "FAILED"),
+    "rocketmq": ("CREATED", "EXECUTING", "SUCCESS", "FAILED"),
+    "apig": ("waiting", "processing", "succeed", "failed"),
+    "ges": ("pending", "running", "success", "failed"),
+    "cse": ("Init", "Executing", "Finished", "Error"),
+    "cbr": ("waiting", "running", "success", "failed"),
 }
 V1_WORDS = ("INIT", "RUNNING", "SUCCESS", "FAIL")
 

@@ -279,8 +279,8 @@ def _wrap(root: str, job: Body) -> Body:
     if not root:
         return job
     head, _, rest = root.partition(".")
-    if rest == "0":
-        return {head: [job], "total_count": 1}
+    if rest == "0":  # the count beside the list: DMS's "task_count" (a string), GaussDB NoSQL's "total_count"
+        return {head: [job], "task_count": "1"} if head == "tasks" else {head: [job], "total_count": 1}
     return {head: _wrap(rest, job)} if rest else {head: job}
 
 

@@ -329,6 +329,7 @@ class SimState:
         resource_id: str | None = None,
         job_type: str | None = None,
         extra: dict[str, Any] | None = None,
+        path_params: dict[str, str] | None = None,
     ) -> str:
         spec = c.SERVICES.get(service)
         if spec is None:
@@ -347,6 +348,10 @@ class SimState:
             raise ValueError("raw_statuses must be a non-empty list of strings")
         if job_id is not None and (not job_id or "/" in job_id or "?" in job_id):
             raise ValueError("job_id must be non-empty and contain no '/' or '?'")
+        if path_params is not None and not (
+            isinstance(path_params, dict) and all(isinstance(v, str) and v for v in path_params.values())
+        ):
+            raise ValueError("path_params must map names to non-empty ids")
         if service in c.NO_SUB_JOBS:
             sub_jobs = 0  # these services report no sub-jobs
         if seconds_to_finish is None and self.config["seconds_per_step"] is not None:
@@ -373,7 +378,7 @@ class SimState:
             resource_id=resource_id or c.new_id(resource_style),
             job_type=job_type or spec.job_type,
             created=created,
-            extra=dict(extra or {}),
+            extra={**(extra or {}), "path_params": dict(path_params or {})},
             sub_ids=[c.new_id(spec.id_style) for _ in range(count)],
             sub_resource_ids=[c.new_id(resource_style) for _ in range(count)],
             updated=created,
@@ -391,15 +396,22 @@ class SimState:
         return [self.create_job(service, **kwargs) for _ in range(int(count))]
 
     def job_snapshot(
-        self, job_id: str, services: tuple[str, ...], project_id: str, advance: bool = True
+        self,
+        job_id: str,
+        services: tuple[str, ...],
+        project_id: str,
+        advance: bool = True,
+        path_params: dict[str, str] | None = None,
     ) -> Snapshot | None:
-        """The job behind a job GET, or None for a 404 (unknown, wrong path or project, hidden)."""
+        """The job behind a job GET, or None for a 404 (unknown, wrong path, project or path ids, hidden)."""
         with self.lock:
             if advance:
                 self.polls[job_id] += 1
             job = self.jobs.get(job_id)
             if job is None or job.service not in services or job.project_id != project_id:
                 return None
+            if job.extra.get("path_params", {}) != (path_params or {}):
+                return None  # another instance's (graph's, engine's) task of the same id: not this one
             return job.snapshot(c.now(), advance)
 
     def job_state(self, job_id: str) -> dict[str, Any]:

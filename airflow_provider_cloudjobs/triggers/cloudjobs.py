@@ -36,6 +36,7 @@ class CloudJobTrigger(BaseTrigger):
     :param not_found_until: until when (epoch seconds) a 404 means "not visible yet".
     :param job_seen: the job was already seen before deferring, so a 404 means it vanished.
     :param profile: plain-data service profile, for services the triggerer process does not know.
+    :param path_params: the further ids of the job's path (``{"instance_id": "..."}``); ids, no secret.
     """
 
     def __init__(
@@ -49,6 +50,7 @@ class CloudJobTrigger(BaseTrigger):
         not_found_until: float = 0.0,
         job_seen: bool = False,
         profile: dict[str, Any] | None = None,
+        path_params: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.job_id = job_id
@@ -60,6 +62,7 @@ class CloudJobTrigger(BaseTrigger):
         self.not_found_until = float(not_found_until)
         self.job_seen = bool(job_seen)
         self.profile = profile
+        self.path_params = dict(path_params) if path_params else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -74,6 +77,7 @@ class CloudJobTrigger(BaseTrigger):
                 "not_found_until": self.not_found_until,
                 "job_seen": self.job_seen,
                 "profile": self.profile,
+                "path_params": self.path_params,
             },
         )
 
@@ -110,11 +114,15 @@ class CloudJobTrigger(BaseTrigger):
         """
         log = type(self).logger()
         try:
-            job = await hook.aget_job(self.job_id, self.service, self.project_id, profile=profile)
+            job = await hook.aget_job(
+                self.job_id, self.service, self.project_id, profile=profile, path_params=self.path_params
+            )
         except CloudJobsError as exc:
             return wait.on_error(exc, log)
         if not wait.seen:
             settings = await hook.aget_conn()
-            url = console_url(settings, profile or hook.profile(self.service, settings), job)
+            url = console_url(
+                settings, profile or hook.profile(self.service, settings), job, self.path_params
+            )
             wait.announce(job, log, self.poll_interval, url)
         return wait.on_job(job, log)

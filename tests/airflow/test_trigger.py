@@ -340,3 +340,15 @@ async def test_a_password_rotated_during_the_wait_is_picked_up(cloud_simulator, 
     stats = cloud_simulator.stats()
     assert stats["iam_token_calls"] == 3  # the first login, the refused old password, the new one
     assert stats["auth_failures"] >= 1
+
+
+async def test_a_task_under_an_instance_is_waited_for_with_the_path_params_it_carries(cloud_simulator, conn):
+    ids = {"instance_id": "inst-9"}
+    job_id = cloud_simulator.create_job("rocketmq", polls_to_finish=2, path_params=ids)
+    _, kwargs = make_trigger(conn, job_id, "rocketmq", path_params=ids).serialize()
+    assert kwargs["path_params"] == ids  # ids only: what a restarted triggerer needs to resume
+
+    event = await first_event(CloudJobTrigger(**json.loads(json.dumps(kwargs))))
+
+    assert event["status"] == "success", event
+    assert (event["job"]["job_id"], event["job"]["phase"]) == (job_id, "SUCCEEDED")

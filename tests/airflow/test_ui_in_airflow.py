@@ -122,13 +122,40 @@ def test_a_service_the_trigger_carries_is_read_with_that_profile(cloud_simulator
 
     job_id = cloud_simulator.create_job("ecs", polls_to_finish=1)
     carried = json.dumps(get_profile("ecs").to_dict())
-    found = live._fetch_with_hook((conn_id, "my-servers", None, job_id, carried))
+    found = live._fetch_with_hook((conn_id, "my-servers", None, job_id, carried, None))
     assert found.job is not None
     assert found.job["job_id"] == job_id
     assert found.job["phase"] == "SUCCEEDED"
     with pytest.raises(CloudJobsInputError):
-        live._fetch_with_hook((conn_id, "my-servers", None, job_id, None))
+        live._fetch_with_hook((conn_id, "my-servers", None, job_id, None, None))
 
+
+def test_the_page_looks_a_task_up_under_the_instance_its_wait_recorded(cloud_simulator, conn_id) -> None:
+    """A deferred wait records its path ids in the trigger's kwargs, a poking one in its rendered fields;
+    either way the Cloud jobs page finds the task under the same instance."""
+    from airflow_provider_cloudjobs.plugins import live, records
+
+    ids = {"instance_id": "inst-42"}
+    job_id = cloud_simulator.create_job("kafka", polls_to_finish=1, path_params=ids)
+    deferred = records.WaitRecord("d", "r", "t", -1, "deferred", 1, "CloudJobSensor")
+    records._apply_trigger(
+        deferred, {"job_id": job_id, "service": "kafka", "cloudjobs_conn_id": conn_id, "path_params": ids}
+    )
+    poking = records.WaitRecord("d", "r", "t2", -1, "running", 1, "CloudJobSensor")
+    rendered = {"job_id": job_id, "service": "kafka", "cloudjobs_conn_id": conn_id, "path_params": ids}
+    records._apply_rendered(poking, rendered)
+
+    assert deferred.lookup_key == poking.lookup_key
+    found = live._fetch_with_hook(deferred.lookup_key)
+    assert found.error is None
+    assert (found.job["job_id"], found.job["phase"]) == (job_id, "SUCCEEDED")
+    # Another instance's task of the same id is another cache entry, not this one.
+    other = records.WaitRecord("d", "r", "t3", -1, "running", 1, "CloudJobSensor")
+    records._apply_rendered(other, {**rendered, "path_params": '{"instance_id": "inst-43"}'})
+    assert other.path_params == {"instance_id": "inst-43"}
+    assert other.lookup_key != deferred.lookup_key
+
+        
 
 def test_a_connection_saved_in_the_metadata_database_is_found_by_the_page(
     cloud_simulator, airflow_db, monkeypatch
@@ -159,7 +186,7 @@ def test_a_connection_saved_in_the_metadata_database_is_found_by_the_page(
         session.add(saved)
     try:
         job_id = cloud_simulator.create_job("cce", polls_to_finish=1)
-        found = live._fetch_with_hook((conn_id, "cce", None, job_id, None))
+        found = live._fetch_with_hook((conn_id, "cce", None, job_id, None, None))
         assert found.job is not None
         assert (found.job["job_id"], found.job["phase"]) == (job_id, "SUCCEEDED")
     finally:

@@ -51,11 +51,15 @@ def client_class(module: ModuleType, operation: str) -> type:
     return getattr(module, names[0])
 
 
-def http_info(facts: JobApiFacts, job_id: str) -> dict[str, Any]:
-    """What the SDK's client would send to read this job: method, resource_path, path and query params."""
+def http_info(facts: JobApiFacts, job_id: str, path_params: dict[str, str] | None = None) -> dict[str, Any]:
+    """What the SDK's client would send to read this job: method, resource_path, path and query params.
+
+    ``path_params`` (an instance, a graph ...) go into the SDK's request under the same names the profile's
+    path uses: a name the SDK's request does not have raises here.
+    """
     module = sdk_module(facts)
     request_cls = getattr(module, camel(facts.operation) + "Request")
-    request = request_cls(**{facts.id_param: job_id})
+    request = request_cls(**{facts.id_param: job_id, **(path_params or {})})
     builder = getattr(client_class(module, facts.operation), f"_{facts.operation}_http_info")
     return builder(request)
 
@@ -165,11 +169,12 @@ def documented_values(doc: str) -> dict[str, str]:
 def meaning_phase(value: str, meaning: str) -> str | None:
     """The terminal phase a documented value's own words imply (None: not terminal)."""
     text = f"{value} {meaning}".lower()
-    if any(word in text for word in ("失败", "fail", "异常", "abnormal")):
+    if any(word in text for word in ("失败", "fail", "异常", "abnormal", "error", "timeout", "超时")):
         return "FAILED"
-    if any(word in text for word in ("取消", "cancel", "abort", "停止", "stop")):
+    # Ended without doing what was asked: cancelled, stopped, deleted, skipped.
+    if any(word in text for word in ("取消", "cancel", "abort", "停止", "stop", "删除", "delet", "skip")):
         return "FAILED"
-    if any(word in text for word in ("成功", "success", "完成", "complete")):
+    if any(word in text for word in ("成功", "success", "完成", "complete", "finish")):
         return "SUCCEEDED"
     return None
 

@@ -52,13 +52,18 @@ def test_every_builtin_profile_has_facts_and_every_fact_a_profile():
 @pytest.mark.parametrize("service", SDK_SERVICES)
 def test_method_and_path_are_the_sdk_operations(service: str) -> None:
     facts, profile = JOB_FACTS[service], BUILTIN_PROFILES[service]
-    info = http_info(facts, JOB_ID)
+    # Each further id with a value of its own, so a swapped pair of placeholders shows.
+    ids = {name: f"{name.replace('_', '-')}-{index}" for index, name in enumerate(profile.path_params)}
+    info = http_info(facts, JOB_ID, ids)
     assert info["method"] == "GET"
+    assert set(ids) <= set(info["path_params"]), (
+        f"{service}: the SDK's path parameters are {info['path_params']}"
+    )
     sdk_path = info["resource_path"].format(project_id=PROJECT, **info["path_params"])
     query = [(key, value) for key, value in info["query_params"] if value is not None]
     if query:
         sdk_path += "?" + "&".join(f"{key}={value}" for key, value in query)
-    assert profile.path.format(project_id=PROJECT, job_id=JOB_ID) == sdk_path
+    assert profile.job_path(PROJECT, JOB_ID, ids) == sdk_path
 
 
 @pytest.mark.parametrize("service", SDK_SERVICES)
@@ -175,7 +180,7 @@ def test_every_documented_status_maps_to_a_phase_on_purpose(service: str) -> Non
     for value, meaning in values.items():
         phase = profile.phase_of(value).value
         assert phase != "UNKNOWN", f"{service}: documented status {value!r} ({where}) is not mapped"
-        terminal = meaning_phase(value, meaning)
+        terminal = None if value in facts.not_terminal else meaning_phase(value, meaning)
         if terminal is None:
             assert phase in ("PENDING", "RUNNING"), (
                 f"{service}: {value!r} ({meaning.strip()}) is not terminal"
@@ -214,7 +219,7 @@ RESOURCE_ID_KEYS = {
 }
 RESOURCE_NAME_KEYS = {"resource_name", "resourceName", "image_name"}
 JOB_TYPE_KEYS = {"job_type", "job_name"}
-STATUS_KEYS = {"status", "phase"}
+STATUS_KEYS = {"status", "phase", "task_status"}
 
 
 def iso(ts: float) -> str:
@@ -240,6 +245,8 @@ class Builder:
             return int(status) if type_text == "int" else status
         if key in START_KEYS:
             return self.fmt(T_START) if top else "2020-01-01T00:00:00Z"
+        if key in END_KEYS or key in self.facts.end_time_keys:
+            return self.fmt(T_END) if scenario != "running" else ""
         if key in UPDATE_KEYS:
             return self.fmt(T_UPDATE)
         if key in END_KEYS:
@@ -374,9 +381,10 @@ def test_a_body_built_from_the_sdk_model_loses_nothing(service: str, scenario: s
         assert job["job_type"] in values(JOB_TYPE_KEYS), f"{service}: job type lost"
     if values(START_KEYS):
         assert iso(T_START) in (job["created_at"], job["started_at"]), f"{service}: start time lost"
-    if values(UPDATE_KEYS):
+    end_time_keys = set(JOB_FACTS[service].end_time_keys)
+    if values(UPDATE_KEYS - end_time_keys):
         assert job["updated_at"] == iso(T_UPDATE), f"{service}: update time lost"
-    if values(END_KEYS) and scenario != "running":
+    if values(END_KEYS | end_time_keys) and scenario != "running":
         assert job["ended_at"] == iso(T_END), f"{service}: end time lost"
     assert job["job_id"] != "fallback", f"{service}: the job's own id lost"
 
@@ -392,3 +400,34 @@ def test_a_body_built_from_the_sdk_model_loses_nothing(service: str, scenario: s
         if messages:
             assert failed["message"] in messages, f"{service}: the failed sub-job's message lost"
         assert all(sub["job_id"] not in (None, "fallback") for sub in subs)
+
+
+# -- 5. where CloudRequestOperator finds the job id in the answer to the creating call ----------------
+def _answer_models(module: Any) -> dict[str, type]:
+    return {
+        name[: -len("Response")]: cls
+        for name, cls in vars(module).items()
+        if name.endswith("Response") and isinstance(cls, type) and hasattr(cls, "openapi_types")
+    }
+
+
+@pytest.mark.parametrize("service", SDK_SERVICES)
+def test_answer_job_id_is_where_the_sdks_answers_keep_the_job_id(service: str) -> None:
+    """Every place ``answer_job_id`` names is a field of some answer of the service's SDK, and each answer
+    the facts name (the create, resize, delete calls whose job this service's job API reads) has one."""
+    facts, profile = JOB_FACTS[service], BUILTIN_PROFILES[service]
+    module = sdk_module(facts)
+    answers = _answer_models(module)
+    nowhere = [
+        path for path in profile.answer_job_id if not any(resolve(module, m, path) for m in answers.values())
+    ]
+    assert not nowhere, f"{service}: answer_job_id {nowhere} is in no response model of {facts.sdk}"
+    for name in facts.answer_models:
+        assert name in answers, f"{service}: {facts.sdk} has no {name}Response"
+        found = [
+            path for path in profile.answer_job_id if resolve(module, answers[name], path) in ("str", "int")
+        ]
+        assert found, (
+            f"{service}: {name}Response keeps its job id in none of {list(profile.answer_job_id)}: "
+            f"it has {sorted(fields(answers[name]))}"
+        )

@@ -72,16 +72,20 @@ def test_simulator_bodies_carry_only_fields_of_the_sdk_model(service: str) -> No
 @pytest.mark.parametrize("service", sorted(BUILTIN_PROFILES))
 def test_every_service_is_served_at_its_profile_path_to_the_end(cloud_simulator, cloudjobs_conn, service):
     hook = CloudJobsHook(cloudjobs_conn())
+    profile = BUILTIN_PROFILES[service]
+    # The further ids of the path (a DMS instance, a GES graph ...): the simulator answers only under them.
+    ids = {name: f"{name}-of-the-job" for name in profile.path_params}
     for outcome, phase in (("success", "SUCCEEDED"), ("fail", "FAILED")):
         job_id = cloud_simulator.create_job(
-            service, outcome=outcome, polls_to_finish=3, message="simulated quota exhausted"
+            service, outcome=outcome, polls_to_finish=3, message="simulated quota exhausted", path_params=ids
         )
-        seen = [hook.get_job(job_id, service) for _ in range(3)]
+        seen = [hook.get_job(job_id, service, path_params=ids) for _ in range(3)]
         assert [job["is_terminal"] for job in seen] == [False, False, True], [j["status"] for j in seen]
         final = seen[-1]
         assert (final["service"], final["job_id"], final["phase"]) == (service, job_id, phase)
-        assert final["ended_at"] is not None
-        if outcome == "fail" and BUILTIN_PROFILES[service].message:
+        if profile.ended_at:  # APIG's task has no times
+            assert final["ended_at"] is not None
+        if outcome == "fail" and profile.message:
             assert "simulated quota exhausted" in (final["message"] or "")
 
 

@@ -140,11 +140,15 @@ def test_a_project_override_with_a_newline_is_refused(project_id):
 @pytest.mark.parametrize(
     ("path", "needle"),
     [
-        ("/v1/{project_id}/jobs/{job_id}/{region}", "never filled"),
         ("/v1/{project_id}/jobs/{job_id}/{", "unbalanced"),
-        ("/v1/{project_id}/jobs/{job_id}/{0}", "never filled"),
+        ("/v1/{project_id}/jobs/{job_id}/{0}", "not plain names"),
+        ("/v1/{project_id}/jobs/{job_id}/{}", "not plain names"),
+        ("/v1/{project_id}/jobs/{job_id.__class__}", "not plain names"),
+        ("/v1/{project_id}/jobs/{job_id!r}", "not plain names"),
+        ("/v1/{project_id}/jobs/{job_id:>40}", "not plain names"),
+        ("/v1/{project_id}/{Instance}/jobs/{job_id}", "not plain names"),
     ],
 )
-def test_a_custom_profile_path_with_an_unknown_placeholder_is_refused(path, needle):
+def test_a_custom_profile_path_with_a_placeholder_that_is_not_a_plain_name_is_refused(path, needle):
     with pytest.raises(CloudJobsInputError, match=needle):
         ServiceProfile.from_dict("mine", {"host": "mine", "path": path})

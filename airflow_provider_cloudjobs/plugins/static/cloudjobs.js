@@ -293,6 +293,7 @@
         field("Job type", job && job.job_type),
         field("Resource", job && [job.resource_name, job.resource_id].filter(Boolean).join(" · ")),
         field("Project", row.project_id || "(the connection's)"),
+        field("Path ids", row.path_params ? Object.entries(row.path_params).map(([k, v]) => `${k}=${v}`).join(", ") : null, "cj-mono"),
         field(
           "Connection",
           row.conn_known ? row.conn_id : row.job_source === "xcom" ? null : `${row.conn_id} (the default: the task did not record its connection)`,
