@@ -155,7 +155,6 @@ def test_the_page_looks_a_task_up_under_the_instance_its_wait_recorded(cloud_sim
     assert other.path_params == {"instance_id": "inst-43"}
     assert other.lookup_key != deferred.lookup_key
 
-        
 
 def test_a_connection_saved_in_the_metadata_database_is_found_by_the_page(
     cloud_simulator, airflow_db, monkeypatch
