@@ -1,10 +1,13 @@
 """The FastAPI app behind the Cloud jobs page and the Cloud job tab (mounted at ``/cloudjobs``).
 
-Every route, pages and assets included, needs a user Airflow's auth manager accepts (the UI's
-``_token`` cookie or a bearer token): none gets 401, a bad token 403. Rows are only shown for DAGs
-whose task instances the user may read (the auth manager's DAG permissions). The JSON holds no
-credential: the job as normalised (without its raw body), the connection id, and Airflow's records.
-The pages render every value as text (never as HTML), and are served with a strict CSP.
+Every data route (``/api/...``) needs a user Airflow's auth manager accepts (the UI's ``_token`` cookie
+on Airflow 3.2+, or a bearer token): none gets 401, a bad token 403. The page shells and their static
+files hold no data and are served to anyone: Airflow 3.1's UI keeps its token in the browser's storage,
+not in a cookie, so the request that loads an iframe cannot carry it; the page's script sends it with each
+data request instead. Rows are only shown for DAGs whose task instances the user may read (the auth
+manager's DAG permissions). The JSON holds no credential: the job as normalised (without its raw body),
+the connection id, and Airflow's records. The pages render every value as text (never as HTML), and are
+served with a strict CSP.
 """
 
 from __future__ import annotations
@@ -139,20 +142,17 @@ def create_app() -> FastAPI:
         openapi_url=None,
     )
 
+    # The shells and static files: the same bytes for everyone, no data (see the module docstring).
     @app.get("/", include_in_schema=False)
-    def list_page(request: Request, user: UserDep) -> HTMLResponse:
+    def list_page(request: Request) -> HTMLResponse:
         return _page(request, "list")
 
     @app.get("/ti/{dag_id}/{run_id}/{task_id}/{map_index}", include_in_schema=False)
-    def task_page(
-        request: Request, dag_id: str, run_id: str, task_id: str, map_index: str, user: UserDep
-    ) -> HTMLResponse:
-        if dag_id not in _readable_dags(user, [dag_id]):
-            raise HTTPException(403, "Forbidden")
+    def task_page(request: Request, dag_id: str, run_id: str, task_id: str, map_index: str) -> HTMLResponse:
         return _page(request, "ti")
 
     @app.get("/static/{name}", include_in_schema=False)
-    def static(name: str, user: UserDep) -> Response:
+    def static(name: str) -> Response:
         if name not in STATIC:
             raise HTTPException(404, "Not found")
         body = resources.files(__package__).joinpath(f"static/{name}").read_bytes()

@@ -152,8 +152,26 @@
     return parts.flatMap((part, i) => (i ? [el("wbr"), part] : [part]));
   }
 
+  // Airflow 3.2+ signs the UI in with its _token cookie, which fetch sends; Airflow 3.1 keeps the token in
+  // this origin's storage under "token" and sends it as a header, and so does this page. A stale stored
+  // token is dropped for one more try on the cookie alone.
+  function storedToken() {
+    try {
+      return window.localStorage.getItem("token");
+    } catch (e) {
+      return null;
+    }
+  }
+  function fetchJson(path, token) {
+    const headers = { Accept: "application/json" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return fetch(ROOT + path, { credentials: "same-origin", headers });
+  }
+
   async function getJson(path) {
-    const response = await fetch(ROOT + path, { credentials: "same-origin", headers: { Accept: "application/json" } });
+    const token = storedToken();
+    let response = await fetchJson(path, token);
+    if (token && (response.status === 401 || response.status === 403)) response = await fetchJson(path, null);
     if (!response.ok) {
       let detail = "";
       try {
