@@ -509,7 +509,8 @@ class Deployment:
         wanted = set(states)
 
         def probe() -> dict[str, Any] | None:
-            # 404 until the scheduler has created the run's task instances (Airflow 3.1 does so later).
+            # 404 until the run's task instances exist and are committed (Airflow 3.1's API commits after
+            # answering the trigger).
             ti = self.api.get(self.api.ti_path(dag_id, run_id, task_id), expect=(200, 404))
             return ti if ti.get("state") in wanted else None
 
@@ -522,7 +523,8 @@ class Deployment:
 
     def wait_run_done(self, dag_id: str, run_id: str, *, timeout: float = 180) -> dict[str, Any]:
         def probe() -> dict[str, Any] | None:
-            run = self.api.run(dag_id, run_id)
+            # 404 until the trigger's transaction is committed: Airflow 3.1's API commits after answering.
+            run = self.api.get(self.api.ti_path(dag_id, run_id), expect=(200, 404))
             return run if run.get("state") in ("success", "failed") else None
 
         return wait_for(f"run {dag_id}/{run_id} to finish", probe, timeout=timeout, check=self.check_alive)
