@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e.harness import SECRETS, wait_for
+from e2e.harness import AIRFLOW_3_2_PLUS, SECRETS, wait_for
 
 from airflow_provider_cloudjobs.testing import simulator
 
@@ -70,7 +70,13 @@ def test_mapped_waits_spread_survive_a_triggerer_kill_and_resume_on_any_worker(
              check=cluster.check_alive)  # fmt: skip
     deferred_after = time.monotonic() - started
     spread = Counter(name_of.get(h, f"job {h}") for h in held.values())
-    assert set(spread) == set(TRIGGERERS), f"the waits did not spread over both triggerers: {spread}"
+    if AIRFLOW_3_2_PLUS:
+        # [triggerer] max_trigger_to_select_per_loop (new in 3.2, set low here) makes both claim some.
+        assert set(spread) == set(TRIGGERERS), f"the waits did not spread over both triggerers: {spread}"
+    else:
+        # Airflow 3.1 has no per-loop cap: a triggerer claims every unassigned trigger up to its capacity,
+        # so on a loaded machine one may take them all. The takeover below is tested either way.
+        assert set(spread) <= set(TRIGGERERS), spread
     assert set(deferring_worker.values()) <= set(WORKERS), deferring_worker
 
     # 2. Kill the triggerer holding more waits (SIGKILL to its process group, as a lost host).
