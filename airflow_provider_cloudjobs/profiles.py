@@ -787,6 +787,31 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             display_name="CBR",
             answer_job_id=("operation_log_id",),  # UpdateExpirationTime; other calls answer no task id
         ),
+        # Global EIP (SDK huaweicloudsdkgeip.v3 ShowJobs): a global service. Its client is built with
+        # GlobalCredentials (X-Domain-Id, the account's id in the path) and its one endpoint has no region
+        # (GeipRegion: https://eip.myhuaweicloud.com). The SDK documents no status values (ShowJob.status is
+        # "状态"); the API reference page "查询Job详情 - ShowJobs" (support.huaweicloud.com/api-eip/ShowJobs.html)
+        # lists none either, its response example answers FINISH_SUCC. FINISH_ROLLBACK_SUCC (the job failed
+        # and was rolled back) is in no document: terraform-provider-huaweicloud's Global EIP resources fail
+        # on it. Every other word is UNKNOWN: warned about once, and the wait goes on to its timeout.
+        ServiceProfile(
+            key="geip",
+            host="eip",
+            path="/v3/{domain_id}/geip/jobs/{job_id}",
+            scope="domain",
+            regional=False,
+            root="job",
+            phases={"FINISH_SUCC": "SUCCEEDED", "FINISH_ROLLBACK_SUCC": "FAILED"},
+            job_id=("id",),
+            job_type=("action",),
+            error_code=("error_code",),
+            message=("error_message", "error_task"),
+            started_at=("start_time",),
+            ended_at=("end_time",),
+            entities="",
+            display_name="Global EIP",
+            # CreateGlobalEip, AssociateInstance, DisassociateInstance ... answer job_id.
+        ),
     )
 }
 
