@@ -98,6 +98,21 @@ def test_a_project_token_is_never_sent_to_a_global_service_one_login_per_scope(
     assert stats["auth_failures"] == 0  # the simulator would 403 a project token on the geip route
 
 
+def test_an_expired_account_token_is_refreshed_once_and_the_project_token_kept(
+    cloud_simulator, cloudjobs_conn
+):
+    conn_id = cloudjobs_conn()
+    geip = cloud_simulator.create_job("geip", polls_to_finish=9)
+    ecs = cloud_simulator.create_job("ecs", polls_to_finish=9)
+    CloudJobsHook(conn_id).get_job(geip, "geip")
+    cloud_simulator.inject_fault("token_expired", count=1, path_contains="/geip/")
+    assert CloudJobsHook(conn_id).get_job(geip, "geip")["status"] == "RUNNING"
+    CloudJobsHook(conn_id).get_job(ecs, "ecs")
+    stats = cloud_simulator.stats()
+    # account login, its refresh after the 401; one project login, untouched by the other scope's refresh
+    assert (stats["iam_domain_token_calls"], stats["iam_token_calls"]) == (2, 3)
+
+
 async def test_concurrent_waits_share_one_account_login(cloud_simulator, cloudjobs_conn):
     conn_id = cloudjobs_conn()
     jobs = [cloud_simulator.create_job("geip", polls_to_finish=1) for _ in range(8)]
