@@ -56,6 +56,7 @@ class CloudJobsSettings:
     domain_name: str = ""
     region: str = ""
     project_id: str = ""
+    domain_id: str = ""
     endpoint_domain: str = DEFAULT_ENDPOINT_DOMAIN
     iam_endpoint: str = ""
     endpoints: Mapping[str, str] = field(default_factory=dict)
@@ -66,18 +67,34 @@ class CloudJobsSettings:
     services: Mapping[str, ServiceProfile] = field(default_factory=dict)
 
     def base_url(self, profile: ServiceProfile) -> str:
-        """Where a service's API lives: ``endpoints[key]``, ``endpoints["*"]``, or the cloud's default host."""
-        explicit = (
-            self.endpoints.get(profile.key) or self.endpoints.get(profile.host) or self.endpoints.get("*")
-        )
+        """Where a service's API lives: ``endpoints[key]``, ``endpoints["*"]``, or the cloud's default host.
+
+        A global service (``regional=False``) is matched by its key only: Global EIP's host prefix ``eip``
+        is also the key of the regional EIP service, whose endpoint must not get its calls.
+        """
+        by_host = self.endpoints.get(profile.host) if profile.regional else None
+        explicit = self.endpoints.get(profile.key) or by_host or self.endpoints.get("*")
         if explicit:
             return explicit.rstrip("/")
+        if not profile.regional:
+            return f"https://{profile.host}.{self.endpoint_domain}"
         if not self.region:
             raise CloudJobsInputError(
                 f"Connection {self.conn_id!r} has no 'region' in extra and no 'endpoints' entry for "
                 f"service {profile.key!r}: cannot tell where the {profile.label} API is"
             )
         return f"https://{profile.host}.{self.region}.{self.endpoint_domain}"
+
+    def domain_id_for(self, profile: ServiceProfile) -> str:
+        """The account id a domain-scoped service's path and credentials need; refused, naming the field,
+        before any request when the connection has none."""
+        if not self.domain_id:
+            raise CloudJobsInputError(
+                f"Connection {self.conn_id!r} has no 'domain_id' in extra: {profile.label} jobs are scoped "
+                "by the account, not a project; set extra 'domain_id' to the account ID (console: My "
+                "Credentials > API Credentials)"
+            )
+        return self.domain_id
 
     @property
     def iam_url(self) -> str:
@@ -105,6 +122,7 @@ class CloudJobsSettings:
                 self.domain_name,
                 self.region,
                 self.project_id,
+                self.domain_id,
                 self.iam_endpoint,
                 self.endpoint_domain,
             ]
@@ -226,6 +244,12 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
             f"Connection {conn_id!r}: project_id {shown(project_id)} is not a project id "
             "(letters, digits, '-' and '_' only, at most 64)"
         )
+    domain_id = str(get("domain_id") or "").strip()
+    if domain_id and not _PROJECT_ID.fullmatch(domain_id):
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: domain_id {shown(domain_id)} is not an account id "
+            "(letters, digits, '-' and '_' only, at most 64)"
+        )
     endpoint_domain = str(get("endpoint_domain") or DEFAULT_ENDPOINT_DOMAIN).strip().strip(".")
     if not _DOMAIN.fullmatch(endpoint_domain) or len(endpoint_domain) > 253:
         raise CloudJobsInputError(
@@ -255,6 +279,7 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
         domain_name=str(get("domain_name") or "").strip(),
         region=region,
         project_id=project_id,
+        domain_id=domain_id,
         endpoint_domain=endpoint_domain,
         iam_endpoint=iam_endpoint,
         endpoints=endpoints,

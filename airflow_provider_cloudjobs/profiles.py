@@ -40,6 +40,8 @@ class JobPhase(str, Enum):
 Paths = tuple[str, ...]
 """Dotted paths into a job object (``"spec.subJobs"``, ``"entities.sub_jobs.0.job_id"``); first non-empty wins."""
 
+#: What a job API is scoped by (``ServiceProfile.scope``).
+SCOPES = ("project", "domain")
 _SERVICE_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]+)\}")
 
@@ -112,6 +114,12 @@ class ServiceProfile:
     :param console_path: console URL path for the job's resource; ``{name}`` placeholders are filled from
         the normalised job (``resource_id``, ``job_id`` ...), ``region``, ``project_id``, or a dotted path
         into the raw job.
+    :param scope: what the job API is scoped by: ``"project"`` (most services: a project-scoped token, the
+        path's ``{project_id}``) or ``"domain"`` (a global service such as Global EIP: the account's
+        ``{domain_id}`` from the connection extra ``domain_id``, a domain-scoped token, or AK/SK signed with
+        ``X-Domain-Id`` as the SDK's ``GlobalCredentials`` does).
+    :param regional: False for a service with one endpoint for every region (``https://{host}.{endpoint_domain}``);
+        ``endpoints`` then overrides it by the service's key only (its host prefix may be another key).
     """
 
     key: str
@@ -137,6 +145,8 @@ class ServiceProfile:
     console_path: str = ""
     display_name: str = ""
     answer_job_id: Paths = ("job_id",)
+    scope: str = "project"
+    regional: bool = True
 
     def __post_init__(self) -> None:
         problems = []
@@ -149,6 +159,12 @@ class ServiceProfile:
             problems.append(f"path {self.path!r} {unknown}")
         if not self.host:
             problems.append("host must name the endpoint host prefix (e.g. 'ecs')")
+        if self.scope not in SCOPES:
+            problems.append(f"scope {self.scope!r} must be one of {', '.join(SCOPES)}")
+        elif self.scope == "domain" and "{project_id}" in self.path:
+            problems.append(f"path {self.path!r} of a domain-scoped service cannot hold '{{project_id}}'")
+        if not isinstance(self.regional, bool):
+            problems.append(f"regional must be true or false, got {self.regional!r}")
         bad = {raw: phase for raw, phase in self.phases.items() if phase not in JobPhase.__members__}
         if bad:
             problems.append(
@@ -171,8 +187,10 @@ class ServiceProfile:
 
     @property
     def path_params(self) -> tuple[str, ...]:
-        """The ids its job path needs besides the project and the job (``("instance_id",)``)."""
-        return tuple(dict.fromkeys(n for n in _placeholders(self.path) if n not in RESERVED_PARAMS))
+        """The ids its job path needs besides the project and the job (``("instance_id",)``); a
+        domain-scoped service's ``{domain_id}`` comes from the connection, not from ``path_params``."""
+        reserved = (RESERVED_PARAMS | {"domain_id"}) if self.scope == "domain" else RESERVED_PARAMS
+        return tuple(dict.fromkeys(n for n in _placeholders(self.path) if n not in reserved))
 
     def checked_path_params(self, path_params: Any) -> dict[str, str]:
         """``path_params`` checked for this service: every id its path needs, no other, each a plain id."""
@@ -191,9 +209,11 @@ class ServiceProfile:
             )
         return params
 
-    def job_path(self, project_id: str, job_id: str, path_params: Any = None) -> str:
+    def job_path(self, project_id: str, job_id: str, path_params: Any = None, *, domain_id: str = "") -> str:
         """The job's URL path, every value percent-encoded (ids are checked before, by the callers)."""
         values = {**self.checked_path_params(path_params), "project_id": project_id, "job_id": job_id}
+        if self.scope == "domain":
+            values["domain_id"] = domain_id
         return self.path.format(**{name: quote(value, safe="") for name, value in values.items()})
 
     def phase_of(self, raw_status: Any) -> JobPhase:
@@ -766,6 +786,31 @@ BUILTIN_PROFILES: dict[str, ServiceProfile] = {
             console_path="/cbr/?region={region}",
             display_name="CBR",
             answer_job_id=("operation_log_id",),  # UpdateExpirationTime; other calls answer no task id
+        ),
+        # Global EIP (SDK huaweicloudsdkgeip.v3 ShowJobs): a global service. Its client is built with
+        # GlobalCredentials (X-Domain-Id, the account's id in the path) and its one endpoint has no region
+        # (GeipRegion: https://eip.myhuaweicloud.com). The SDK documents no status values (ShowJob.status is
+        # "状态"); the API reference page "查询Job详情 - ShowJobs" (support.huaweicloud.com/api-eip/ShowJobs.html)
+        # lists none either, its response example answers FINISH_SUCC. FINISH_ROLLBACK_SUCC (the job failed
+        # and was rolled back) is in no document: terraform-provider-huaweicloud's Global EIP resources fail
+        # on it. Every other word is UNKNOWN: warned about once, and the wait goes on to its timeout.
+        ServiceProfile(
+            key="geip",
+            host="eip",
+            path="/v3/{domain_id}/geip/jobs/{job_id}",
+            scope="domain",
+            regional=False,
+            root="job",
+            phases={"FINISH_SUCC": "SUCCEEDED", "FINISH_ROLLBACK_SUCC": "FAILED"},
+            job_id=("id",),
+            job_type=("action",),
+            error_code=("error_code",),
+            message=("error_message", "error_task"),
+            started_at=("start_time",),
+            ended_at=("end_time",),
+            entities="",
+            display_name="Global EIP",
+            # CreateGlobalEip, AssociateInstance, DisassociateInstance ... answer job_id.
         ),
     )
 }

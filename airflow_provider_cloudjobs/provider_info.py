@@ -44,6 +44,11 @@ CONN_FIELDS: dict[str, Any] = {
         "description": "Default project for job URLs and the token scope; looked up from the region if empty.",
         "schema": {"type": ["string", "null"]},
     },
+    "domain_id": {
+        "label": "Account (domain) ID",
+        "description": "For global services whose jobs live under the account (Global EIP, service geip).",
+        "schema": {"type": ["string", "null"]},
+    },
     "token": {
         "label": "Pre-issued token",
         "description": "Only for auth_type token: an X-Auth-Token issued outside Airflow.",

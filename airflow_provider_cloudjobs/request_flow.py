@@ -74,8 +74,11 @@ class Sleep:
 
 @dataclass(frozen=True, slots=True)
 class Token:
+    """A token for ``settings`` scoped to its project, or (``scope="domain"``) to its account."""
+
     settings: CloudJobsSettings
     rejected: IssuedToken | None = None
+    scope: str = "project"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +145,16 @@ def http_request(
     )
 
 
-def login(settings: CloudJobsSettings) -> Flow[IssuedToken]:
-    """Ask IAM for a project-scoped token with the connection's password. Never retried here: the
-    token cache remembers a failure and spaces out the next attempt for every caller."""
+def login(settings: CloudJobsSettings, scope: str = "project") -> Flow[IssuedToken]:
+    """Ask IAM for a token with the connection's password, scoped to its project (or, ``scope="domain"``,
+    to its account). Never retried here: the token cache remembers a failure and spaces out the next
+    attempt for every caller."""
     url = f"{settings.iam_url}/v3/auth/tokens"
     headers = {"Content-Type": JSON_TYPE, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
-    request = http_request(settings, "POST", url, headers, encode(password_auth_body(settings)))
+    request = http_request(settings, "POST", url, headers, encode(password_auth_body(settings, scope)))
     what = f"IAM ({url}) for user {settings.login!r} of domain {settings.domain_name!r}"
+    if scope == "domain":
+        what += " (account-scoped token)"
     response: HttpResponse = yield Send(request)
     status, answer_headers = response.status, response.headers
     if 300 <= status < 400:
@@ -174,10 +180,17 @@ def login(settings: CloudJobsSettings) -> Flow[IssuedToken]:
 
 
 def _headers(
-    settings: CloudJobsSettings, token: IssuedToken | None, method: str, url: str, body: bytes
+    settings: CloudJobsSettings,
+    token: IssuedToken | None,
+    method: str,
+    url: str,
+    body: bytes,
+    scope: str = "project",
 ) -> dict[str, str]:
     headers = {"Content-Type": JSON_TYPE, "Accept": "application/json", "Accept-Encoding": "gzip, deflate"}
     if settings.auth_type == "aksk":
+        if scope == "domain":  # as the SDK's GlobalCredentials: the account id, signed with the rest
+            headers["X-Domain-Id"] = settings.domain_id
         return sign_request(method, url, headers, body, settings.login, settings.secret)
     assert token is not None
     headers["X-Auth-Token"] = token.value
@@ -194,13 +207,16 @@ def _not_retried(exc: CloudJobsAPIError, method: str) -> CloudJobsAPIError:
     )
 
 
-def _attempt(settings: CloudJobsSettings, method: str, url: str, body: bytes, want_object: bool) -> Flow[Any]:
+def _attempt(
+    settings: CloudJobsSettings, method: str, url: str, body: bytes, want_object: bool, scope: str
+) -> Flow[Any]:
     """One attempt: token, signature, send, classify. A 401 refreshes the token and sends again, once
     (the cloud refused the request, so nothing was done). A failure after a POST or PATCH left is final."""
     rejected: IssuedToken | None = None
     for refreshed in (False, True):
-        token = None if settings.auth_type == "aksk" else (yield Token(settings, rejected))
-        request = http_request(settings, method, url, _headers(settings, token, method, url, body), body)
+        token = None if settings.auth_type == "aksk" else (yield Token(settings, rejected, scope))
+        headers = _headers(settings, token, method, url, body, scope)
+        request = http_request(settings, method, url, headers, body)
         try:
             response: HttpResponse = yield Send(request)
             if response.status == 401 and token is not None and not refreshed:
@@ -225,8 +241,10 @@ def call(
     *,
     retries: int,
     want_object: bool = True,
+    scope: str = "project",
 ) -> Flow[Any]:
-    """One API call: the decoded JSON, or the classified error.
+    """One API call: the decoded JSON, or the classified error. ``scope="domain"``: a global service's call,
+    with an account-scoped token or, for AK/SK, ``X-Domain-Id`` signed in.
 
     Retryable failures (429, 5xx, transport errors, bad bodies, an IAM outage) are retried up to
     ``retries`` times with backoff; a POST or PATCH that may have reached the cloud never is (see
@@ -238,7 +256,7 @@ def call(
     while True:
         attempt += 1
         try:
-            return (yield from _attempt(settings, method, url, encoded, want_object))
+            return (yield from _attempt(settings, method, url, encoded, want_object, scope))
         except CloudJobsAPIError as exc:
             if not exc.retryable or isinstance(exc, CloudJobsAuthError) or attempt > retries:
                 raise

@@ -48,9 +48,15 @@ class IssuedToken:
         return time.time() < self.refresh_at
 
 
-def password_auth_body(settings: CloudJobsSettings) -> dict[str, Any]:
-    """Keystone v3 password method, scoped to the project by id, or by name (= region) when no id is known."""
-    scope = {"id": settings.project_id} if settings.project_id else {"name": settings.region}
+def password_auth_body(settings: CloudJobsSettings, scope: str = "project") -> dict[str, Any]:
+    """Keystone v3 password method, scoped to the project by id, or by name (= region) when no id is known;
+    ``scope="domain"``: to the account by its id, for a global service (Global EIP)."""
+    if scope == "domain":
+        scoped: dict[str, Any] = {"domain": {"id": settings.domain_id}}
+    else:
+        scoped = {
+            "project": {"id": settings.project_id} if settings.project_id else {"name": settings.region}
+        }
     return {
         "auth": {
             "identity": {
@@ -63,9 +69,15 @@ def password_auth_body(settings: CloudJobsSettings) -> dict[str, Any]:
                     }
                 },
             },
-            "scope": {"project": scope},
+            "scope": scoped,
         }
     }
+
+
+def token_key(settings: CloudJobsSettings, scope: str = "project") -> str:
+    """The cache entry of a credential set's token for one scope: a domain-scoped token is a second login
+    with its own entry (and its own refused-login memory), never the project token reused."""
+    return settings.cache_key if scope == "project" else f"{settings.cache_key}:{scope}"
 
 
 def _epoch(value: Any) -> float | None:
@@ -152,11 +164,12 @@ class TokenCache:
         entry = self._entries.get(key)
         return entry if isinstance(entry, IssuedToken) and entry.fresh else None
 
-    def _cached(self, settings: CloudJobsSettings, rejected: IssuedToken | None) -> IssuedToken | None:
+    def _cached(
+        self, settings: CloudJobsSettings, rejected: IssuedToken | None, key: str
+    ) -> IssuedToken | None:
         """The token to use without logging in, if any; raises a remembered failed login."""
         if settings.auth_type == "token":
             return static_token(settings)
-        key = settings.cache_key
         if rejected is not None:
             self.invalidate(key, rejected)
         entry = self._entries.get(key)
@@ -183,17 +196,21 @@ class TokenCache:
         raise outcome
 
     def get(
-        self, settings: CloudJobsSettings, rejected: IssuedToken | None, login: Callable[[], IssuedToken]
+        self,
+        settings: CloudJobsSettings,
+        rejected: IssuedToken | None,
+        login: Callable[[], IssuedToken],
+        scope: str = "project",
     ) -> IssuedToken:
         """The cached token, or one ``login()`` shared by every thread that asks meanwhile."""
-        token = self._cached(settings, rejected)
+        key = token_key(settings, scope)
+        token = self._cached(settings, rejected, key)
         if token is not None:
             return token
-        key = settings.cache_key
         with self._guard:
             lock = self._thread_locks.setdefault(key, threading.Lock())
         with lock:
-            token = self._cached(settings, None)  # another thread may have logged in while we waited
+            token = self._cached(settings, None, key)  # another thread may have logged in while we waited
             if token is not None:
                 return token
             try:
@@ -207,14 +224,15 @@ class TokenCache:
         settings: CloudJobsSettings,
         rejected: IssuedToken | None,
         login: Callable[[], Awaitable[IssuedToken]],
+        scope: str = "project",
     ) -> IssuedToken:
-        """:meth:`get` for coroutines: one login per credential set at a time in this event loop."""
-        token = self._cached(settings, rejected)
+        """:meth:`get` for coroutines: one login per credential set and scope at a time in this event loop."""
+        key = token_key(settings, scope)
+        token = self._cached(settings, rejected, key)
         if token is not None:
             return token
-        key = settings.cache_key
         async with loop_state().token_lock(key):
-            token = self._cached(settings, None)
+            token = self._cached(settings, None, key)
             if token is not None:
                 return token
             try:

@@ -198,11 +198,13 @@ class CloudJobsHook(BaseHook):
         def flow(settings: CloudJobsSettings) -> Flow[dict[str, Any]]:
             chosen = profile or self.profile(service, settings)
             chosen.checked_path_params(params)  # before any request, also the one that finds the project
-            pid = yield from self._project_flow(settings, project_id)
-            path = chosen.job_path(pid, job_id, params)
-            body = yield from call(
-                settings, "GET", settings.base_url(chosen) + path, retries=self.max_retries
-            )
+            base = settings.base_url(chosen)
+            if chosen.scope == "domain":  # a global service: the account, not a project (none looked up)
+                path = chosen.job_path("", job_id, params, domain_id=settings.domain_id_for(chosen))
+            else:
+                pid = yield from self._project_flow(settings, project_id)
+                path = chosen.job_path(pid, job_id, params)
+            body = yield from call(settings, "GET", base + path, retries=self.max_retries, scope=chosen.scope)
             return normalize_job(body, chosen, job_id=job_id)
 
         return with_connection(self.cloudjobs_conn_id, flow)
@@ -219,9 +221,23 @@ class CloudJobsHook(BaseHook):
 
         def flow(settings: CloudJobsSettings) -> Flow[Any]:
             profile = self.profile(service, settings)
+            base, filled = settings.base_url(profile), path
+            if profile.scope == "domain":  # a global service's call: {domain_id}, the account's credentials
+                domain_id = settings.domain_id_for(profile)
+                filled = filled.replace("{domain_id}", quote(domain_id, safe=""))
             pid = (yield from self._project_flow(settings, project_id)) if "{project_id}" in path else ""
-            url = settings.base_url(profile) + path.replace("{project_id}", quote(pid, safe=""))
-            return (yield from call(settings, method, url, body, retries=self.max_retries, want_object=False))
+            url = base + filled.replace("{project_id}", quote(pid, safe=""))
+            return (
+                yield from call(
+                    settings,
+                    method,
+                    url,
+                    body,
+                    retries=self.max_retries,
+                    want_object=False,
+                    scope=profile.scope,
+                )
+            )
 
         return with_connection(self.cloudjobs_conn_id, flow)
 
@@ -275,10 +291,15 @@ class CloudJobsHook(BaseHook):
             if step.stale is not None and self._settings is step.stale:
                 self._settings = None
             return self.get_conn()
-        return TOKEN_CACHE.get(step.settings, step.rejected, functools.partial(self._login, step.settings))
+        return TOKEN_CACHE.get(
+            step.settings,
+            step.rejected,
+            functools.partial(self._login, step.settings, step.scope),
+            step.scope,
+        )
 
-    def _login(self, settings: CloudJobsSettings) -> IssuedToken:
-        token: IssuedToken = self._drive(login(settings))
+    def _login(self, settings: CloudJobsSettings, scope: str = "project") -> IssuedToken:
+        token: IssuedToken = self._drive(login(settings, scope))
         mask_secret(token.value)
         return token
 
@@ -334,11 +355,14 @@ class CloudJobsHook(BaseHook):
                 )
             return await self.aget_conn()
         return await TOKEN_CACHE.aget(
-            step.settings, step.rejected, functools.partial(self._alogin, step.settings)
+            step.settings,
+            step.rejected,
+            functools.partial(self._alogin, step.settings, step.scope),
+            step.scope,
         )
 
-    async def _alogin(self, settings: CloudJobsSettings) -> IssuedToken:
-        token: IssuedToken = await self._adrive(login(settings))
+    async def _alogin(self, settings: CloudJobsSettings, scope: str = "project") -> IssuedToken:
+        token: IssuedToken = await self._adrive(login(settings, scope))
         await amask_secret(token.value)
         return token
 

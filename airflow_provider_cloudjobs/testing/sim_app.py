@@ -22,7 +22,7 @@ from aiohttp import web
 
 from airflow_provider_cloudjobs.testing import sim_common as c
 from airflow_provider_cloudjobs.testing import sim_render as r
-from airflow_provider_cloudjobs.testing.sim_state import Fault, SimState
+from airflow_provider_cloudjobs.testing.sim_state import Fault, SimState, TokenRecord
 
 STATE_KEY: web.AppKey[SimState] = web.AppKey("state", SimState)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -52,6 +52,8 @@ JOB_ROUTES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("job:ges", "/v2/{project_id}/graphs/{graph_id}/jobs/{job_id}/status", ("ges",)),
     ("job:cse", "/v2/{project_id}/enginemgr/engines/{engine_id}/jobs/{job_id}", ("cse",)),
     ("job:cbr", "/v3/{project_id}/operation-logs/{job_id}", ("cbr",)),
+    # A global service: the job lives under the account's domain id, not a project.
+    ("job:geip", "/v3/{domain_id}/geip/jobs/{job_id}", ("geip",)),
 )
 
 
@@ -263,6 +265,40 @@ def _route_services(route: str) -> tuple[str, ...]:
 
 
 # -- authentication (API Gateway in front of every service) -------------------------------------
+def _token_record(request: web.Request) -> TokenRecord | web.Response:
+    """The record of the request's X-Auth-Token, or API Gateway's 401 for a missing, unknown or expired one."""
+    state = _state(request)
+    rid = _rid(request)
+    token = request.headers.get("X-Auth-Token")
+    if not token:
+        state.count("auth_failures")
+        return _json(
+            r.apigw_error(
+                "APIGW.0301", "Incorrect IAM authentication information: x-auth-token not found", rid
+            ),
+            401,
+        )
+    record = state.tokens.get(token)
+    if record is None:
+        state.count("auth_failures")
+        return _json(
+            r.apigw_error("APIGW.0301", "Incorrect IAM authentication information: decrypt token fail", rid),
+            401,
+        )
+    if record.expires_at <= c.now():
+        state.count("auth_failures")
+        return _json(r.apigw_error("APIGW.0307", "The token must be updated.", rid), 401)
+    return record
+
+
+def _signature_failure(request: web.Request, failure: tuple[str, str]) -> web.Response:
+    _state(request).count("auth_failures")
+    code, detail = failure
+    return _json(
+        r.apigw_error(code, f"Incorrect IAM authentication information: {detail}", _rid(request)), 401
+    )
+
+
 async def authenticate(request: web.Request, project_id: str | None, service: str) -> web.Response | None:
     """None when the caller may act on ``project_id``; else the 401/403 API Gateway or the service sends."""
     state = _state(request)
@@ -271,35 +307,15 @@ async def authenticate(request: web.Request, project_id: str | None, service: st
     if authorization.startswith("SDK-HMAC-SHA256"):
         failure = await _verify_aksk(request)
         if failure is not None:
-            state.count("auth_failures")
-            code, detail = failure
-            return _json(r.apigw_error(code, f"Incorrect IAM authentication information: {detail}", rid), 401)
+            return _signature_failure(request, failure)
         allowed = project_id is None or project_id in state.account.projects
         header_project = request.headers.get("X-Project-Id")
         if header_project and project_id and header_project != project_id:
             allowed = False
     else:
-        token = request.headers.get("X-Auth-Token")
-        if not token:
-            state.count("auth_failures")
-            return _json(
-                r.apigw_error(
-                    "APIGW.0301", "Incorrect IAM authentication information: x-auth-token not found", rid
-                ),
-                401,
-            )
-        record = state.tokens.get(token)
-        if record is None:
-            state.count("auth_failures")
-            return _json(
-                r.apigw_error(
-                    "APIGW.0301", "Incorrect IAM authentication information: decrypt token fail", rid
-                ),
-                401,
-            )
-        if record.expires_at <= c.now():
-            state.count("auth_failures")
-            return _json(r.apigw_error("APIGW.0307", "The token must be updated.", rid), 401)
+        record = _token_record(request)
+        if isinstance(record, web.Response):
+            return record
         allowed = project_id is None or record.project_id == project_id
     if not allowed:
         state.count("auth_failures")
@@ -314,6 +330,34 @@ async def authenticate(request: web.Request, project_id: str | None, service: st
             403,
         )
     return None
+
+
+async def authenticate_account(request: web.Request, domain_id: str, service: str) -> web.Response | None:
+    """A global service's call (Global EIP): None when it acts for this account, with an account-scoped token
+    or an AK/SK signature that signs ``X-Domain-Id`` = the account (what the SDK's GlobalCredentials sends);
+    a project-scoped token, or a signature without the header, gets the service's 403."""
+    from airflow_provider_cloudjobs.auth.signer import parse_authorization
+
+    state = _state(request)
+    authorization = request.headers.get("Authorization", "")
+    if authorization.startswith("SDK-HMAC-SHA256"):
+        failure = await _verify_aksk(request)
+        if failure is not None:
+            return _signature_failure(request, failure)
+        signed = parse_authorization(authorization).signed_headers
+        header = request.headers.get("X-Domain-Id", "")
+        allowed = "x-domain-id" in signed and header == domain_id == state.account.domain_id
+        why = "an AK/SK request of a global service must sign X-Domain-Id with the account's id"
+    else:
+        record = _token_record(request)
+        if isinstance(record, web.Response):
+            return record
+        allowed = bool(record.domain_id) and record.domain_id == domain_id
+        why = "a global service needs a token scoped to the account (domain), not to a project"
+    if allowed:
+        return None
+    state.count("auth_failures")
+    return _json(r.service_error(service, 403, f"Forbidden: {why}", _rid(request)), 403)
 
 
 async def _verify_aksk(request: web.Request) -> tuple[str, str] | None:
@@ -343,7 +387,8 @@ def _bad_request(message: str) -> web.Response:
 
 
 async def iam_tokens(request: web.Request) -> web.Response:
-    """``POST /v3/auth/tokens``, password method, project scope (by id or by name = region)."""
+    """``POST /v3/auth/tokens``, password method, project scope (by id or by name = region) or domain scope
+    (by id or name: an account-scoped token, which only global services accept)."""
     state = _state(request)
     try:
         payload = json.loads(await request.read())
@@ -367,24 +412,45 @@ async def iam_tokens(request: web.Request) -> web.Response:
         state.count("auth_failures")
         return _json(r.keystone_error(401, "Unauthorized", "The username or password is wrong."), 401)
     scope = (auth.get("scope") or {}) if isinstance(auth, dict) else {}
-    project = scope.get("project") if isinstance(scope, dict) else None
-    if not isinstance(project, dict) or not (project.get("id") or project.get("name")):
-        return _bad_request("A project scope ({'project': {'id'}} or {'project': {'name'}}) is required.")
-    found = state.find_project(project.get("id"), project.get("name"))
-    if found is None:
-        state.count("auth_failures")
-        return _json(
-            r.keystone_error(401, "Unauthorized", "The request you have made requires authentication."), 401
-        )
-    project_id, project_name = found
-    value, record = state.issue_token(name, user_id, project_id, project_name)
     domain_ref = {"name": state.account.domain_name, "id": state.account.domain_id}
+    scoped_domain = scope.get("domain") if isinstance(scope, dict) else None
+    if isinstance(scoped_domain, dict):  # an account-scoped token, for global services (Global EIP)
+        wanted_id, wanted_name = scoped_domain.get("id"), scoped_domain.get("name")
+        if wanted_id not in (None, state.account.domain_id) or wanted_name not in (
+            None,
+            state.account.domain_name,
+        ):
+            state.count("auth_failures")
+            return _json(
+                r.keystone_error(401, "Unauthorized", "The request you have made requires authentication."),
+                401,
+            )
+        state.count("iam_domain_token_calls")
+        value, record = state.issue_token(name, user_id, "", "", state.account.domain_id)
+        scoped: dict[str, Any] = {"domain": domain_ref}
+    else:
+        project = scope.get("project") if isinstance(scope, dict) else None
+        if not isinstance(project, dict) or not (project.get("id") or project.get("name")):
+            return _bad_request(
+                "A project scope ({'project': {'id'}} or {'project': {'name'}}) or a domain scope "
+                "({'domain': {'id'}} or {'domain': {'name'}}) is required."
+            )
+        found = state.find_project(project.get("id"), project.get("name"))
+        if found is None:
+            state.count("auth_failures")
+            return _json(
+                r.keystone_error(401, "Unauthorized", "The request you have made requires authentication."),
+                401,
+            )
+        project_id, project_name = found
+        value, record = state.issue_token(name, user_id, project_id, project_name)
+        scoped = {"project": {"id": project_id, "name": project_name, "domain": domain_ref}}
     body = {
         "token": {
             "expires_at": c.iam_time(record.expires_at),
             "issued_at": c.iam_time(record.issued_at),
             "methods": ["password"],
-            "project": {"id": project_id, "name": project_name, "domain": domain_ref},
+            **scoped,
             "user": {"id": user_id, "name": name, "domain": domain_ref, "password_expires_at": ""},
             "roles": [{"id": "0", "name": "te_admin"}, {"id": "0", "name": "op_gated_cce"}],
             "catalog": [],
@@ -423,15 +489,19 @@ async def iam_projects(request: web.Request) -> web.Response:
 # -- job GETs ------------------------------------------------------------------------------------
 def make_job_handler(services: tuple[str, ...]) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        project_id = request.match_info["project_id"]
-        denied = await authenticate(request, project_id, services[0])
+        if "domain_id" in request.match_info:  # a global service: the account's jobs
+            project_id = request.match_info["domain_id"]
+            denied = await authenticate_account(request, project_id, services[0])
+        else:
+            project_id = request.match_info["project_id"]
+            denied = await authenticate(request, project_id, services[0])
         if denied is not None:
             return denied
         job_id = _target_job_id(request)
         rid = _rid(request)
         if not job_id:
             return _json(r.service_error(services[0], 400, "Query parameter 'id' is required.", rid), 400)
-        ids = {k: v for k, v in request.match_info.items() if k not in ("project_id", "job_id")}
+        ids = {k: v for k, v in request.match_info.items() if k not in ("project_id", "domain_id", "job_id")}
         snap = _state(request).job_snapshot(job_id, services, project_id, not _PEEK.get(), ids)
         if snap is None:
             return _json(r.service_error(services[0], 404, f"Job {job_id} not found", rid), 404)

@@ -76,6 +76,7 @@ class TokenRecord:
     project_name: str
     issued_at: float
     expires_at: float
+    domain_id: str = ""  # set (and project_id empty) for an account-scoped token
 
 
 @dataclass
@@ -364,7 +365,8 @@ class SimState:
         job = SimJob(
             job_id=job_id or c.new_id(spec.id_style),
             service=service,
-            project_id=project_id or c.PROJECT_ID,
+            # A global service's job belongs to the account (its domain id), not a project.
+            project_id=project_id or (c.DOMAIN_ID if service in c.DOMAIN_SCOPED else c.PROJECT_ID),
             outcome=outcome,
             polls_to_finish=int(polls_to_finish),
             seconds_to_finish=None if seconds_to_finish is None else float(seconds_to_finish),
@@ -489,11 +491,18 @@ class SimState:
         return None
 
     def issue_token(
-        self, user_name: str, user_id: str, project_id: str, project_name: str
+        self, user_name: str, user_id: str, project_id: str, project_name: str, domain_id: str = ""
     ) -> tuple[str, TokenRecord]:
+        """A project-scoped token, or (``domain_id`` set, project empty) an account-scoped one."""
         issued = c.now()
         record = TokenRecord(
-            user_name, user_id, project_id, project_name, issued, issued + float(self.config["token_ttl"])
+            user_name,
+            user_id,
+            project_id,
+            project_name,
+            issued,
+            issued + float(self.config["token_ttl"]),
+            domain_id,
         )
         # Long, opaque, and shaped like IAM's PKI tokens ("MII..." base64url).
         value = "MII" + secrets.token_urlsafe(480)
@@ -551,6 +560,8 @@ class SimState:
                 "iam_token_calls": self.counters["iam_token_calls"],
                 "iam_calls_by_user": dict(self.iam_by_user),
                 "iam_project_calls": self.counters["iam_project_calls"],
+                # Of iam_token_calls, those that asked for an account-scoped token (global services).
+                "iam_domain_token_calls": self.counters["iam_domain_token_calls"],
                 "requests": self.counters["requests"],
                 "job_requests": self.counters["job_requests"],
                 "create_requests": self.counters["create_requests"],

@@ -39,6 +39,7 @@ from airflow_provider_cloudjobs.testing import sim_common
 from airflow_provider_cloudjobs.testing.sim_app import build_app
 from airflow_provider_cloudjobs.testing.sim_common import (
     ACCESS_KEY,
+    DOMAIN_ID,
     DOMAIN_NAME,
     OTHER_PROJECT_ID,
     OTHER_REGION,
@@ -52,6 +53,7 @@ from airflow_provider_cloudjobs.testing.sim_state import FAULT_KINDS, SimState
 
 __all__ = [
     "ACCESS_KEY",
+    "DOMAIN_ID",
     "DOMAIN_NAME",
     "FAULT_KINDS",
     "OTHER_PROJECT_ID",
@@ -81,6 +83,7 @@ def connection_extra_for(url: str, auth_type: str = "password") -> dict[str, Any
         "auth_type": auth_type,
         "region": REGION,
         "project_id": PROJECT_ID,
+        "domain_id": DOMAIN_ID,  # the account's id, for global services (Global EIP)
         "iam_endpoint": url,
         "endpoints": {"*": url},
         "verify": False,

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from sdk_oracle import (
     OBJECT,
+    client_class,
     documented_statuses,
     enum_values,
     fields,
@@ -30,6 +31,7 @@ from sdk_oracle import (
     sdk_module,
 )
 
+from airflow_provider_cloudjobs.connection import CloudJobsSettings
 from airflow_provider_cloudjobs.job import normalize_job
 from airflow_provider_cloudjobs.profiles import _PATH_FIELDS, BUILTIN_PROFILES, ServiceProfile, dig
 from airflow_provider_cloudjobs.testing import sim_common as c
@@ -37,6 +39,7 @@ from airflow_provider_cloudjobs.testing.job_facts import JOB_FACTS, JobApiFacts
 
 SDK_SERVICES = sorted(key for key, facts in JOB_FACTS.items() if facts.sdk)
 PROJECT = "0a1b2c3d4e5f40718293a4b5c6d7e8f9"
+DOMAIN = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
 JOB_ID = "ff8080825ecc523f015ecd0a98f82f77"
 
 
@@ -59,16 +62,31 @@ def test_method_and_path_are_the_sdk_operations(service: str) -> None:
     assert set(ids) <= set(info["path_params"]), (
         f"{service}: the SDK's path parameters are {info['path_params']}"
     )
-    sdk_path = info["resource_path"].format(project_id=PROJECT, **info["path_params"])
+    # The SDK fills {domain_id} from GlobalCredentials, not from the request: the connection's domain_id.
+    sdk_path = info["resource_path"].format(project_id=PROJECT, domain_id=DOMAIN, **info["path_params"])
     query = [(key, value) for key, value in info["query_params"] if value is not None]
     if query:
         sdk_path += "?" + "&".join(f"{key}={value}" for key, value in query)
-    assert profile.job_path(PROJECT, JOB_ID, ids) == sdk_path
+    assert profile.job_path(PROJECT, JOB_ID, ids, domain_id=DOMAIN) == sdk_path
+
+
+@pytest.mark.parametrize("service", SDK_SERVICES)
+def test_scope_is_the_sdks_credentials(service: str) -> None:
+    """A profile is domain-scoped exactly when the SDK builds its client with GlobalCredentials (the account's
+    id in X-Domain-Id and the path) rather than BasicCredentials (a project)."""
+    facts, profile = JOB_FACTS[service], BUILTIN_PROFILES[service]
+    client = client_class(sdk_module(facts), facts.operation)
+    credentials = client.new_builder()._credential_type
+    expected = "domain" if credentials == ["GlobalCredentials"] else "project"
+    assert credentials in (["GlobalCredentials"], ["BasicCredentials"]), credentials
+    assert profile.scope == expected, f"{service}: the SDK's client uses {credentials}"
+    assert ("{domain_id}" in http_info(facts, JOB_ID)["resource_path"]) == (expected == "domain")
 
 
 @pytest.mark.parametrize("service", SDK_SERVICES)
 def test_host_is_the_sdk_endpoint_host(service: str) -> None:
-    """The profile's host prefix is the one of the SDK's endpoint for a region (cn-north-4)."""
+    """The default base URL for a region (cn-north-4) is the SDK's endpoint there: ``https://{host}.{region}``
+    for a regional service, the one region-less host of a global one (Global EIP)."""
     facts, profile = JOB_FACTS[service], BUILTIN_PROFILES[service]
     sdk_module(facts)
     region_package = importlib.import_module(f"{facts.sdk}.region")
@@ -80,7 +98,23 @@ def test_host_is_the_sdk_endpoint_host(service: str) -> None:
                 region = getattr(cls, "CN_NORTH_4", None)
                 endpoints.update(getattr(region, "endpoints", None) or [])
     assert endpoints, f"no cn-north-4 endpoint in {facts.sdk}.region"
-    assert f"https://{profile.host}.cn-north-4.myhuaweicloud.com" in endpoints
+    settings = CloudJobsSettings(conn_id="c", auth_type="token", region="cn-north-4")
+    assert settings.base_url(profile) in endpoints
+    assert profile.regional == all(".cn-north-4." in url for url in endpoints), endpoints
+
+
+def test_global_eips_endpoint_is_region_less_in_every_region_of_the_sdk() -> None:
+    """GeipRegion lists one host for its regions: the default must not put a region in it, wherever the
+    connection's region is."""
+    facts = JOB_FACTS["geip"]
+    sdk_module(facts)
+    from huaweicloudsdkgeip.v3.region.geip_region import GeipRegion
+
+    hosts = {url for region in GeipRegion.static_fields.values() for url in region.endpoints}
+    assert hosts == {"https://eip.myhuaweicloud.com"}
+    for region in ("cn-north-4", "eu-west-101", ""):
+        settings = CloudJobsSettings(conn_id="c", auth_type="token", region=region)
+        assert settings.base_url(BUILTIN_PROFILES["geip"]) == "https://eip.myhuaweicloud.com"
 
 
 def test_classic_elb_is_not_in_the_sdk_so_its_facts_cite_the_api_reference() -> None:
@@ -321,15 +355,20 @@ class Builder:
         return subs
 
 
+#: The status a "running" body carries where no document names an in-progress word (Global EIP).
+NO_RUNNING_WORD = "A_WORD_NO_DOCUMENT_NAMES"
+
+
 def _statuses_by_phase(service: str) -> dict[str, str]:
     values, _ = vocabulary(service)
     profile = BUILTIN_PROFILES[service]
     chosen: dict[str, str] = {}
-    for value in values:
+    for value in [*values, *JOB_FACTS[service].undocumented]:
         phase = profile.phase_of(value).value
         scenario = {"SUCCEEDED": "success", "FAILED": "failed", "RUNNING": "running"}.get(phase)
         if scenario:
             chosen.setdefault(scenario, value)
+    chosen.setdefault("running", NO_RUNNING_WORD)
     return chosen
 
 
@@ -360,6 +399,8 @@ def test_a_body_built_from_the_sdk_model_loses_nothing(service: str, scenario: s
     job = normalize_job(body, BUILTIN_PROFILES[service], job_id="fallback")
     roles = built.roles
     expected_phase = {"running": "RUNNING", "success": "SUCCEEDED", "failed": "FAILED"}[scenario]
+    if job["status"] == NO_RUNNING_WORD:  # an unknown word: the wait goes on, the fields are still read
+        expected_phase = "UNKNOWN"
     assert job["phase"] == expected_phase, job["status"]
 
     def values(keys: set[str]) -> list[Any]:
@@ -431,3 +472,7 @@ def test_answer_job_id_is_where_the_sdks_answers_keep_the_job_id(service: str) -
             f"{service}: {name}Response keeps its job id in none of {list(profile.answer_job_id)}: "
             f"it has {sorted(fields(answers[name]))}"
         )
+    for name in facts.no_answer_models:
+        assert name in answers, f"{service}: {facts.sdk} has no {name}Response"
+        found = [path for path in profile.answer_job_id if resolve(module, answers[name], path)]
+        assert not found, f"{service}: {name}Response now answers a job id at {found}"

@@ -108,3 +108,48 @@ def test_known_request_signs_alike() -> None:
 def test_an_empty_query_key_signs_alike() -> None:
     parts = ("GET", "/v1/p/jobs/x", [("", "v")], b"", {"X-Sdk-Date": DATE})
     assert our_authorization(*parts) == sdk_authorization(*parts)
+
+
+def test_a_global_eip_job_get_is_signed_as_the_sdks_global_credentials_sign_it() -> None:
+    """AK/SK for a domain-scoped service (Global EIP): the headers the provider sends carry the same
+    ``X-Domain-Id`` that ``GlobalCredentials.sign_request`` adds, signed, with the same Authorization."""
+    from huaweicloudsdkcore.auth.credentials import GlobalCredentials
+
+    from airflow_provider_cloudjobs.connection import CloudJobsSettings
+    from airflow_provider_cloudjobs.profiles import BUILTIN_PROFILES
+    from airflow_provider_cloudjobs.request_flow import _headers
+
+    domain_id = "d0e1f2a3b4c5d6e7f8091a2b3c4d5e6f"
+    settings = CloudJobsSettings(
+        conn_id="c", auth_type="aksk", login=AK, secret=SK, region="cn-north-4", domain_id=domain_id
+    )
+    profile = BUILTIN_PROFILES["geip"]
+    path = profile.job_path("", "ff80808", domain_id=domain_id)
+    url = settings.base_url(profile) + path
+    ours = _headers(settings, None, "GET", url, b"", profile.scope)
+    sent = {k: v for k, v in ours.items() if k != "Authorization"}
+    assert sent["X-Domain-Id"] == domain_id
+    assert "x-domain-id" in ours["Authorization"].split("SignedHeaders=")[1].split(",")[0].split(";")
+
+    given = {k: v for k, v in sent.items() if k != "X-Domain-Id"}  # the SDK adds it itself
+    request = SdkRequest(
+        method="GET",
+        schema="https",
+        host="eip.myhuaweicloud.com",
+        resource_path=path,
+        query_params=[],
+        header_params=given,
+        body=b"",
+    )
+    signed = GlobalCredentials(AK, SK, domain_id).sign_request(request)
+    assert signed.header_params["X-Domain-Id"] == domain_id
+    assert signed.header_params["Authorization"] == ours["Authorization"]
+
+
+def test_a_project_service_is_signed_without_x_domain_id() -> None:
+    from airflow_provider_cloudjobs.connection import CloudJobsSettings
+    from airflow_provider_cloudjobs.request_flow import _headers
+
+    settings = CloudJobsSettings(conn_id="c", auth_type="aksk", login=AK, secret=SK, domain_id="d1")
+    headers = _headers(settings, None, "GET", f"https://{HOST}/v1/p/jobs/x", b"", "project")
+    assert "X-Domain-Id" not in headers

@@ -189,6 +189,31 @@ def test_unknown_project_scope_is_refused(cloud_simulator: CloudSimulator) -> No
     assert response.status_code == 401
 
 
+@pytest.mark.parametrize(
+    "domain", [{"id": sim_module.DOMAIN_ID}, {"name": sim_module.DOMAIN_NAME}], ids=["by-id", "by-name"]
+)
+def test_an_account_scoped_token_names_the_domain_and_no_project(
+    cloud_simulator: CloudSimulator, domain: dict[str, str]
+) -> None:
+    body = token_body()
+    body["auth"]["scope"] = {"domain": domain}
+    response = requests.post(cloud_simulator.url + "/v3/auth/tokens", json=body, timeout=10)
+    assert response.status_code == 201, response.text
+    token = response.json()["token"]
+    assert token["domain"]["id"] == sim_module.DOMAIN_ID
+    assert "project" not in token
+    assert cloud_simulator.stats()["iam_domain_token_calls"] == 1
+
+
+@pytest.mark.parametrize("domain", [{"id": "0" * 32}, {"name": "another-account"}], ids=["id", "name"])
+def test_another_accounts_scope_is_refused(cloud_simulator: CloudSimulator, domain: dict[str, str]) -> None:
+    body = token_body()
+    body["auth"]["scope"] = {"domain": domain}
+    response = requests.post(cloud_simulator.url + "/v3/auth/tokens", json=body, timeout=10)
+    assert response.status_code == 401
+    assert cloud_simulator.stats()["tokens_issued"] == 0
+
+
 def test_projects_by_region_name(cloud_simulator: CloudSimulator, token: str) -> None:
     response = requests.get(
         cloud_simulator.url + "/v3/projects",
@@ -1046,6 +1071,7 @@ def test_connection_extra_points_everything_at_the_simulator(cloud_simulator: Cl
         "domain_name": sim_module.DOMAIN_NAME,
         "region": sim_module.REGION,
         "project_id": P,
+        "domain_id": sim_module.DOMAIN_ID,  # for global services (Global EIP)
         "iam_endpoint": cloud_simulator.url,
         "endpoints": {"*": cloud_simulator.url},
         "verify": False,
