@@ -200,6 +200,11 @@ class CloudJobsHook(BaseHook):
             chosen.checked_path_params(params)  # before any request, also the one that finds the project
             base = settings.base_url(chosen)
             if chosen.scope == "domain":  # a global service: the account, not a project (none looked up)
+                if project_id:  # would be silently ignored: the user meant something else
+                    raise CloudJobsInputError(
+                        f"project_id {project_id!r} given, but {chosen.label} jobs live under the account "
+                        "(extra 'domain_id'), not a project: leave project_id empty"
+                    )
                 path = chosen.job_path("", job_id, params, domain_id=settings.domain_id_for(chosen))
             else:
                 pid = yield from self._project_flow(settings, project_id)

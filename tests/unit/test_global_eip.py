@@ -84,6 +84,15 @@ def test_no_domain_id_is_refused_before_any_request_naming_the_field(
     assert cloud_simulator.stats()["requests"] == 0
 
 
+def test_a_project_id_for_a_global_service_is_refused_not_ignored(cloud_simulator, cloudjobs_conn):
+    conn_id = cloudjobs_conn(auth_type="aksk")
+    with pytest.raises(CloudJobsInputError) as info:
+        CloudJobsHook(conn_id).get_job("ff8080825ecc523f015ecd0a98f82f77", "geip", project_id="0a1b2c3d")
+    assert "project_id '0a1b2c3d'" in str(info.value)
+    assert "'domain_id'" in str(info.value)
+    assert cloud_simulator.stats()["requests"] == 0
+
+
 def test_a_project_token_is_never_sent_to_a_global_service_one_login_per_scope(
     cloud_simulator, cloudjobs_conn
 ):
