@@ -13,7 +13,6 @@ Bounded however many waits a page shows:
 
 from __future__ import annotations
 
-import functools
 import json
 import threading
 import time
@@ -22,6 +21,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from typing import Any
+
+from airflow.models.connection import Connection
+
+from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
 
 # (conn_id, service, project_id, job_id, the trigger's service profile as JSON or None, the path ids as
 # JSON or None)
@@ -79,21 +82,14 @@ _hooks: dict[str, tuple[float, Any]] = {}
 _hooks_lock = threading.Lock()
 
 
-@functools.cache
-def _api_server_hook_class() -> type:
+class ApiServerCloudJobsHook(CloudJobsHook):
     """CloudJobsHook finding connections the way the API server itself does (environment, secrets
     backends, metadata database). The Task SDK's lookup that tasks use asks a task supervisor on Airflow
     3.1, which the API server does not have: there a connection saved in the UI was never found."""
-    from airflow.models.connection import Connection
 
-    from airflow_provider_cloudjobs.hooks.cloudjobs import CloudJobsHook
-
-    class ApiServerCloudJobsHook(CloudJobsHook):
-        @classmethod
-        def get_connection(cls, conn_id: str) -> Any:
-            return Connection.get_connection_from_secrets(conn_id)
-
-    return ApiServerCloudJobsHook
+    @classmethod
+    def get_connection(cls, conn_id: str) -> Any:
+        return Connection.get_connection_from_secrets(conn_id)
 
 
 def _hook(conn_id: str) -> Any:
@@ -103,7 +99,7 @@ def _hook(conn_id: str) -> Any:
     with _hooks_lock:
         made, hook = _hooks.get(conn_id, (0.0, None))
         if hook is None or now - made > HOOK_LIFETIME:
-            hook = _api_server_hook_class()(conn_id, max_retries=0)  # the page asks again on its next refresh
+            hook = ApiServerCloudJobsHook(conn_id, max_retries=0)  # the page asks again on its next refresh
             _hooks[conn_id] = (now, hook)
         return hook
 
