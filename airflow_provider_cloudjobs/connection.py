@@ -214,6 +214,17 @@ def _extra_value(extra: Mapping[str, Any], name: str) -> Any:
     return value
 
 
+def _id_extra(conn_id: str, name: str, value: Any, what: str) -> str:
+    """A project or account id from the extra ("" when absent), refused naming the field when malformed."""
+    text = str(value or "").strip()
+    if text and not _PROJECT_ID.fullmatch(text):
+        raise CloudJobsInputError(
+            f"Connection {conn_id!r}: {name} {shown(text)} is not {what} "
+            "(letters, digits, '-' and '_' only, at most 64)"
+        )
+    return text
+
+
 def settings_from_connection(conn: Any) -> CloudJobsSettings:
     """Parse an Airflow ``Connection`` (SDK or core); raises :class:`CloudJobsInputError` naming the field."""
     conn_id = getattr(conn, "conn_id", None) or DEFAULT_CONN_ID
@@ -238,18 +249,8 @@ def settings_from_connection(conn: Any) -> CloudJobsSettings:
         raise CloudJobsInputError(
             f"Connection {conn_id!r}: region {shown(region)} is not a region name like 'cn-north-4'"
         )
-    project_id = str(get("project_id") or "").strip()
-    if project_id and not _PROJECT_ID.fullmatch(project_id):
-        raise CloudJobsInputError(
-            f"Connection {conn_id!r}: project_id {shown(project_id)} is not a project id "
-            "(letters, digits, '-' and '_' only, at most 64)"
-        )
-    domain_id = str(get("domain_id") or "").strip()
-    if domain_id and not _PROJECT_ID.fullmatch(domain_id):
-        raise CloudJobsInputError(
-            f"Connection {conn_id!r}: domain_id {shown(domain_id)} is not an account id "
-            "(letters, digits, '-' and '_' only, at most 64)"
-        )
+    project_id = _id_extra(conn_id, "project_id", get("project_id"), "a project id")
+    domain_id = _id_extra(conn_id, "domain_id", get("domain_id"), "an account id")
     endpoint_domain = str(get("endpoint_domain") or DEFAULT_ENDPOINT_DOMAIN).strip().strip(".")
     if not _DOMAIN.fullmatch(endpoint_domain) or len(endpoint_domain) > 253:
         raise CloudJobsInputError(
